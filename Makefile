@@ -1,0 +1,51 @@
+# The two commands of the README, and the checks CI runs around them.
+# Every target sets up what it needs on a fresh machine.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test conformance docs lint typecheck package-check clean
+
+$(PY):
+	python=$$(scripts/find-python 12) && "$$python" -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# One stamp per set of extras, redone when the package metadata changes.
+$(VENV)/.installed-%: setup.cfg pyproject.toml | $(PY)
+	$(PIP) install --quiet -e ".[$(subst +,$(comma),$*)]"
+	touch $@
+
+$(VENV)/.installed-base: setup.cfg pyproject.toml | $(PY)
+	$(PIP) install --quiet -e .
+	touch $@
+
+comma := ,
+
+demo: $(VENV)/.installed-base
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_user
+	@echo "Demo: http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+conformance: $(VENV)/.installed-test
+	$(PY) conformance/run.py
+
+docs: $(VENV)/.installed-docs
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(VENV)/.installed-dev+test
+	$(PY) -m mypy
+
+package-check: $(VENV)/.installed-dev
+	scripts/package-check $(PY)
+
+clean:
+	rm -rf $(VENV) .cache build dist *.egg-info docs/_build demo/db.sqlite3

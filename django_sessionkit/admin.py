@@ -1,0 +1,92 @@
+"""Admin pages: sessions are shown by id and metadata, never by key."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from django_sessionkit.models import Device, Session, SessionEvent
+
+
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = admin.ModelAdmin
+
+
+class ReadOnlyAdmin(_ModelAdmin):
+    """Rows are written by the app itself; staff only read or remove them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Session)
+class SessionAdmin(ReadOnlyAdmin):
+    list_select_related = ("user",)
+    search_fields = ("user__username", "ip")
+    date_hierarchy = "created_at"
+    ordering = ("-last_seen_at",)
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        return (
+            "id",
+            "user",
+            "authenticated_at",
+            "last_seen_at",
+            "expire_date",
+            "absolute_expire_date",
+            "ip",
+        )
+
+    def get_list_filter(self, request: HttpRequest) -> tuple[str, ...]:
+        return ("authenticated_at", "expire_date")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # Neither the key hash nor the encoded data is shown.
+        return (
+            "id",
+            "user",
+            "device",
+            "created_at",
+            "authenticated_at",
+            "last_seen_at",
+            "expire_date",
+            "absolute_expire_date",
+            "ip",
+            "user_agent",
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return self.get_fields(request, obj)
+
+
+@admin.register(Device)
+class DeviceAdmin(ReadOnlyAdmin):
+    list_select_related = ("user",)
+    search_fields = ("user__username", "ip", "user_agent")
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        return ("id", "user", "created_at", "last_seen_at", "ip", "user_agent")
+
+
+@admin.register(SessionEvent)
+class SessionEventAdmin(ReadOnlyAdmin):
+    list_select_related = ("user", "actor")
+    search_fields = ("user__username", "ip", "reason")
+    date_hierarchy = "created_at"
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        return ("created_at", "kind", "session_id", "user", "actor", "reason", "ip")
+
+    def get_list_filter(self, request: HttpRequest) -> tuple[str, ...]:
+        return ("kind", "created_at")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The audit trail is pruned by retention, not by hand.
+        return False

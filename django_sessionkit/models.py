@@ -1,0 +1,191 @@
+"""Sessions, the devices they come from, and the audit trail.
+
+A session row never holds its raw key: ``key_hash`` is the SHA-256 of the
+cookie value. The surrogate primary key is the session's stable identity; the
+key is only its current credential and changes in place on rotation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from django_sessionkit.keys import hash_key
+
+if TYPE_CHECKING:
+    from django_sessionkit.backends.db import SessionStore
+
+USER_AGENT_MAX_LENGTH = 512
+
+
+class SessionQuerySet(models.QuerySet["Session"]):
+    """A queryset that understands ``session_key=<raw key>`` lookups.
+
+    Code written for ``django.contrib.sessions`` filters on ``session_key``;
+    here the raw key is hashed before it reaches the query, so it is never
+    sent to the database.
+    """
+
+    @staticmethod
+    def _translate(kwargs: dict[str, Any]) -> dict[str, Any]:
+        if "session_key" in kwargs:
+            kwargs = dict(kwargs)
+            kwargs["key_hash"] = hash_key(kwargs.pop("session_key") or "")
+        return kwargs
+
+    def filter(self, *args: Any, **kwargs: Any) -> SessionQuerySet:
+        return super().filter(*args, **self._translate(kwargs))
+
+    def exclude(self, *args: Any, **kwargs: Any) -> SessionQuerySet:
+        return super().exclude(*args, **self._translate(kwargs))
+
+
+class Device(models.Model):
+    """A browser or app a user signs in from."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="sessionkit_devices",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("first seen"), default=timezone.now)
+    last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+    user_agent = models.CharField(
+        _("user agent"), max_length=USER_AGENT_MAX_LENGTH, blank=True, default=""
+    )
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
+        ordering = ("-last_seen_at",)
+
+    def __str__(self) -> str:
+        return f"{_('Device')} {self.pk}"
+
+
+class Session(models.Model):
+    """One server-side session, addressed by ``id``, found by ``key_hash``."""
+
+    id = models.BigAutoField(primary_key=True)
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True)
+    session_data = models.TextField(_("session data"))
+    # Indexed through the leading column of ``sessionkit_user_valid``.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        db_index=False,
+        related_name="sessionkit_sessions",
+        verbose_name=_("user"),
+    )
+    device = models.ForeignKey(
+        Device,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        verbose_name=_("device"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    authenticated_at = models.DateTimeField(
+        _("signed in at"), null=True, blank=True
+    )
+    last_seen_at = models.DateTimeField(_("last activity"), default=timezone.now)
+    expire_date = models.DateTimeField(_("expires at"), db_index=True)
+    absolute_expire_date = models.DateTimeField(
+        _("absolute expiry"), null=True, blank=True, db_index=True
+    )
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(
+        _("user agent"), max_length=USER_AGENT_MAX_LENGTH, blank=True, default=""
+    )
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("session")
+        verbose_name_plural = _("sessions")
+        indexes = [
+            models.Index(
+                fields=["user", "expire_date"], name="sessionkit_user_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{_('Session')} {self.pk}"
+
+    def __repr__(self) -> str:
+        return f"<Session id={self.pk} user_id={self.user_id}>"
+
+    @classmethod
+    def get_session_store_class(cls) -> type[SessionStore]:
+        from django_sessionkit.backends.db import SessionStore
+
+        return SessionStore
+
+    def get_decoded(self) -> dict[str, Any]:
+        """Return the session's data as a dict."""
+        session_store_class = self.get_session_store_class()
+        return session_store_class().decode(self.session_data)
+
+
+class SessionEvent(models.Model):
+    """An audit row: who, what, when and why. Never a session key."""
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", _("signed in")
+        LOGOUT = "logout", _("signed out")
+        ROTATE = "rotate", _("key rotated")
+        REVOKE = "revoke", _("revoked")
+        TIMEOUT = "timeout", _("timed out")
+        NEW_DEVICE = "new_device", _("new device")
+        ANOMALY = "anomaly", _("anomaly")
+
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    # A plain number, not a foreign key: the event outlives its session.
+    session_id = models.BigIntegerField(
+        _("session id"), null=True, blank=True, db_index=True
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessionkit_events",
+        verbose_name=_("user"),
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("performed by"),
+    )
+    device = models.ForeignKey(
+        Device,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+        verbose_name=_("device"),
+    )
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    reason = models.CharField(_("reason"), max_length=64, blank=True, default="")
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("session event")
+        verbose_name_plural = _("session events")
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({_('session')} {self.session_id})"
