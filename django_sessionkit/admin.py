@@ -9,7 +9,6 @@ from django.http import HttpRequest
 
 from django_sessionkit.models import Device, Session, SessionEvent
 
-
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Any]
 else:
@@ -62,7 +61,9 @@ class SessionAdmin(ReadOnlyAdmin):
             "user_agent",
         )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> tuple[str, ...]:
         return self.get_fields(request, obj)
 
 

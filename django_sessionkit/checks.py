@@ -64,8 +64,10 @@ def check_settings(
             )
         )
     header = conf.CLIENT_IP_HEADER
-    if not isinstance(header, str) or not header.strip() or not all(
-        c.isalnum() or c in "-_" for c in header.strip()
+    if (
+        not isinstance(header, str)
+        or not header.strip()
+        or not all(c.isalnum() or c in "-_" for c in header.strip())
     ):
         errors.append(
             Error(

@@ -12,7 +12,7 @@ from django.utils.crypto import get_random_string
 #: carry about 165 bits of randomness.
 KEY_LENGTH = 32
 
-_ISSUED_KEY = re.compile(r"[a-z0-9]{%d}" % KEY_LENGTH)
+_ISSUED_KEY = re.compile(rf"[a-z0-9]{{{KEY_LENGTH}}}")
 
 
 def new_key() -> str:

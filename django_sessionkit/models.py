@@ -73,7 +73,9 @@ class Session(models.Model):
     """One server-side session, addressed by ``id``, found by ``key_hash``."""
 
     id = models.BigAutoField(primary_key=True)
-    key_hash = models.CharField(_("key hash"), max_length=64, unique=True)
+    # Unique through ``sessionkit_session_key_hash`` (a constraint rather than
+    # ``unique=True``, which on PostgreSQL adds a second, LIKE-only index).
+    key_hash = models.CharField(_("key hash"), max_length=64)
     session_data = models.TextField(_("session data"))
     # Indexed through the leading column of ``sessionkit_user_valid``.
     user = models.ForeignKey(
@@ -94,9 +96,7 @@ class Session(models.Model):
         verbose_name=_("device"),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
-    authenticated_at = models.DateTimeField(
-        _("signed in at"), null=True, blank=True
-    )
+    authenticated_at = models.DateTimeField(_("signed in at"), null=True, blank=True)
     last_seen_at = models.DateTimeField(_("last activity"), default=timezone.now)
     expire_date = models.DateTimeField(_("expires at"), db_index=True)
     absolute_expire_date = models.DateTimeField(
@@ -112,10 +112,13 @@ class Session(models.Model):
     class Meta:
         verbose_name = _("session")
         verbose_name_plural = _("sessions")
-        indexes = [
-            models.Index(
-                fields=["user", "expire_date"], name="sessionkit_user_valid"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key_hash"], name="sessionkit_session_key_hash"
             ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "expire_date"], name="sessionkit_user_valid"),
         ]
 
     def __str__(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import socket
@@ -12,6 +13,22 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from asgiref.sync import async_to_sync
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests the way Django's TestCase does.
+
+    ``async_to_sync`` runs the test in an event loop on another thread, while
+    the ORM's ``sync_to_async`` calls come back to this thread and so use the
+    test's own database connection and transaction.
+    """
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    async_to_sync(pyfuncitem.obj)(**{name: pyfuncitem.funcargs[name] for name in names})
+    return True
 
 
 def _free_port() -> int:
@@ -51,8 +68,19 @@ def redis_server() -> Iterator[tuple[str, bool]]:
     port = _free_port()
     workdir = tempfile.mkdtemp(prefix="sessionkit-redis-")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

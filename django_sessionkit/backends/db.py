@@ -110,7 +110,7 @@ class SessionStore(SessionBase):
         if raw is None:
             return None
         try:
-            return get_user_model()._meta.pk.to_python(raw)  # type: ignore[union-attr]
+            return get_user_model()._meta.pk.to_python(raw)
         except ValidationError:
             return None
 
@@ -134,7 +134,9 @@ class SessionStore(SessionBase):
             # Only keys this store generated are ever written.
             raise CreateError
         assert session_key is not None
-        return self.get_model_class()(key_hash=hash_key(session_key), **self._row_values(data))
+        return self.get_model_class()(
+            key_hash=hash_key(session_key), **self._row_values(data)
+        )
 
     def _inserted(self, record: Session) -> None:
         self._record = record
@@ -176,7 +178,7 @@ class SessionStore(SessionBase):
     @property
     def record(self) -> Session | None:
         """The session's row as this request loaded or wrote it."""
-        self._get_session()
+        self._get_session()  # type: ignore[attr-defined]
         return self._record
 
     # -- Sync API ------------------------------------------------------------
@@ -202,7 +204,7 @@ class SessionStore(SessionBase):
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
-        data = self._get_session(no_load=must_create)
+        data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
         if must_create:
             record = self._new_record(data)
             using = router.db_for_write(type(record), instance=record)
@@ -234,7 +236,7 @@ class SessionStore(SessionBase):
 
     def cycle_key(self) -> None:
         """Give the session a new key, keeping its row, id and history."""
-        data = self._session
+        data = self._session  # type: ignore[attr-defined]
         rows = self._lookup(self.session_key)
         new = self._get_new_session_key()
         if rows is not None and self._rotated(
@@ -276,7 +278,7 @@ class SessionStore(SessionBase):
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return await self.acreate()
-        data = await self._aget_session(no_load=must_create)
+        data = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
         if must_create:
             record = self._new_record(data)
             using = router.db_for_write(type(record), instance=record)
@@ -309,7 +311,7 @@ class SessionStore(SessionBase):
 
     async def acycle_key(self) -> None:
         """Give the session a new key, keeping its row, id and history."""
-        data = await self._aget_session()
+        data = await self._aget_session()  # type: ignore[attr-defined]
         rows = self._lookup(self.session_key)
         new = self._get_new_session_key()
         if rows is not None and self._rotated(
