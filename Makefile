@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test conformance docs lint typecheck package-check clean
+.PHONY: demo test conformance docs lint typecheck package-check bench clean
 
 $(PY):
 	python=$$(scripts/find-python 12) && "$$python" -m venv $(VENV)
@@ -43,6 +43,10 @@ lint: $(VENV)/.installed-dev
 
 typecheck: $(VENV)/.installed-dev+test
 	$(PY) -m mypy
+
+bench: $(VENV)/.installed-test
+	$(PY) bench/requests.py
+	$(PY) bench/requests.py --postgres
 
 package-check: $(VENV)/.installed-dev
 	scripts/package-check $(PY)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
 from django_sessionkit.models import Device, Session, SessionEvent
@@ -18,6 +19,13 @@ else:
 class ReadOnlyAdmin(_ModelAdmin):
     """Rows are written by the app itself; staff only read or remove them."""
 
+    extra_search_fields: tuple[str, ...] = ()
+
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        # Whatever the user model calls its username field.
+        username = f"user__{get_user_model().USERNAME_FIELD}"
+        return (username, *self.extra_search_fields)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -28,7 +36,7 @@ class ReadOnlyAdmin(_ModelAdmin):
 @admin.register(Session)
 class SessionAdmin(ReadOnlyAdmin):
     list_select_related = ("user",)
-    search_fields = ("user__username", "ip")
+    extra_search_fields = ("ip",)
     date_hierarchy = "created_at"
     ordering = ("-last_seen_at",)
 
@@ -70,7 +78,7 @@ class SessionAdmin(ReadOnlyAdmin):
 @admin.register(Device)
 class DeviceAdmin(ReadOnlyAdmin):
     list_select_related = ("user",)
-    search_fields = ("user__username", "ip", "user_agent")
+    extra_search_fields = ("ip", "user_agent")
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
         return ("id", "user", "created_at", "last_seen_at", "ip", "user_agent")
@@ -79,7 +87,7 @@ class DeviceAdmin(ReadOnlyAdmin):
 @admin.register(SessionEvent)
 class SessionEventAdmin(ReadOnlyAdmin):
     list_select_related = ("user", "actor")
-    search_fields = ("user__username", "ip", "reason")
+    extra_search_fields = ("ip", "reason")
     date_hierarchy = "created_at"
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ values, ``W0xx`` for set-up warnings, ``W1xx`` for ``check --deploy``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from importlib import import_module
 from typing import Any
@@ -18,6 +19,10 @@ from django_sessionkit.conf import STORE_IP_CHOICES, conf
 
 TAG = "sessionkit"
 ENGINES = ("django_sessionkit.backends.db",)
+
+
+# Header names are ASCII tokens (RFC 9110); letters, digits, "-" and "_".
+_HEADER_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _is_int(value: object) -> bool:
@@ -33,7 +38,7 @@ def check_session_engine(
     engine = settings.SESSION_ENGINE
     try:
         store = getattr(import_module(engine), "SessionStore", None)
-    except ImportError:
+    except Exception:  # any failure to import means "not our store"
         store = None
     if isinstance(store, type) and issubclass(store, SessionStore):
         return []
@@ -64,11 +69,7 @@ def check_settings(
             )
         )
     header = conf.CLIENT_IP_HEADER
-    if (
-        not isinstance(header, str)
-        or not header.strip()
-        or not all(c.isalnum() or c in "-_" for c in header.strip())
-    ):
+    if not isinstance(header, str) or not _HEADER_NAME.fullmatch(header.strip()):
         errors.append(
             Error(
                 f"SESSIONKIT_CLIENT_IP_HEADER must be an HTTP header name, "
@@ -106,7 +107,7 @@ def check_settings(
             )
         )
     samesite = settings.SESSION_COOKIE_SAMESITE
-    if samesite not in (None, False) and (
+    if samesite not in (None, False, "") and (
         not isinstance(samesite, str)
         or samesite.lower() not in ("lax", "strict", "none")
     ):
@@ -121,13 +122,13 @@ def check_settings(
     return errors
 
 
-@register(Tags.security, deploy=True)
+@register(TAG, Tags.security, deploy=True)
 def check_session_cookie(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     warnings: list[CheckMessage] = []
     samesite = settings.SESSION_COOKIE_SAMESITE
-    if samesite in (None, False):
+    if samesite in (None, False, ""):
         warnings.append(
             Warning(
                 "SESSION_COOKIE_SAMESITE is not set, so the session cookie is "

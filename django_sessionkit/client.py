@@ -16,7 +16,9 @@ from django_sessionkit.models import USER_AGENT_MAX_LENGTH
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls: WSGI decodes header bytes as Latin-1, so 0x80-0x9f
+# arrive as characters such as NEL (a line break) and CSI (a terminal escape).
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def header_meta_key(header: str) -> str:

@@ -74,12 +74,6 @@ class SessionStore(SessionBase):
         return model.objects.using(router.db_for_write(model))
 
     @staticmethod
-    def _live(now: datetime) -> Q:
-        return Q(expire_date__gt=now) & (
-            Q(absolute_expire_date__isnull=True) | Q(absolute_expire_date__gt=now)
-        )
-
-    @staticmethod
     def _expired(now: datetime) -> Q:
         return Q(expire_date__lte=now) | Q(absolute_expire_date__lte=now)
 
@@ -90,15 +84,24 @@ class SessionStore(SessionBase):
         assert session_key is not None
         return self._queryset().filter(key_hash=hash_key(session_key))
 
-    def _live_lookup(self) -> SessionQuerySet | None:
+    def _load_query(self) -> SessionQuerySet | None:
+        # The simplest query the unique index answers; deadlines are checked
+        # against the application's clock in _found().
         rows = self._lookup(self.session_key)
         if rows is None:
             self._session_key = None
             return None
-        return rows.filter(self._live(timezone.now()))
+        return rows[:1]
 
-    def _found(self, record: Session | None) -> dict[str, Any]:
-        if record is None:
+    @staticmethod
+    def is_live(record: Session, now: datetime) -> bool:
+        """Whether ``record`` is within both of its deadlines at ``now``."""
+        absolute = record.absolute_expire_date
+        return record.expire_date > now and (absolute is None or absolute > now)
+
+    def _found(self, rows: list[Session]) -> dict[str, Any]:
+        record = rows[0] if rows else None
+        if record is None or not self.is_live(record, timezone.now()):
             self._session_key = None
             return {}
         self._record = record
@@ -184,8 +187,8 @@ class SessionStore(SessionBase):
     # -- Sync API ------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
-        rows = self._live_lookup()
-        return self._found(rows.first() if rows is not None else None)
+        rows = self._load_query()
+        return self._found(list(rows) if rows is not None else [])
 
     def exists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)
@@ -258,8 +261,8 @@ class SessionStore(SessionBase):
     # -- Async API -------------------------------------------------------------
 
     async def aload(self) -> dict[str, Any]:
-        rows = self._live_lookup()
-        return self._found(await rows.afirst() if rows is not None else None)
+        rows = self._load_query()
+        return self._found([row async for row in rows] if rows is not None else [])
 
     async def aexists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)

@@ -1,0 +1,325 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.test import override_settings
+
+from django_sessionkit.backends import db
+from django_sessionkit.checks import (
+    check_session_cookie,
+    check_session_engine,
+    check_settings,
+)
+
+
+class SessionStore(db.SessionStore):
+    """A project's own store built on ours: ``SESSION_ENGINE = "tests.test_checks"``."""
+
+
+def ids(messages: Sequence[checks.CheckMessage]) -> list[str]:
+    return [str(message.id) for message in messages]
+
+
+def our_ids(messages: Sequence[checks.CheckMessage]) -> list[str]:
+    return sorted(i for i in ids(messages) if i.startswith("sessionkit."))
+
+
+def only(messages: Sequence[checks.CheckMessage], check_id: str) -> checks.CheckMessage:
+    assert ids(messages) == [check_id]
+    return messages[0]
+
+
+# -- W001: SESSION_ENGINE ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.backends.cached_db",
+        "django.contrib.sessions.backends.signed_cookies",
+        "django.contrib.sessions.backends",  # imports, but has no SessionStore
+        "django_sessionkit.backends.nope",
+        "no_such_package.sessions",
+    ],
+)
+def test_session_engine_not_sessionkit_warns(engine: str) -> None:
+    with override_settings(SESSION_ENGINE=engine):
+        warning = only(check_session_engine(), "sessionkit.W001")
+    assert warning.level == checks.WARNING
+    assert "SESSION_ENGINE" in warning.msg
+    assert repr(engine) in warning.msg
+    assert warning.hint == 'Set SESSION_ENGINE = "django_sessionkit.backends.db".'
+
+
+@pytest.mark.parametrize("engine", ["", ".db", "..backends.db"])
+def test_session_engine_malformed_path_warns(engine: str) -> None:
+    # An engine path that cannot even be resolved is one more unusable
+    # engine: the check must report it, not crash the check framework.
+    with override_settings(SESSION_ENGINE=engine):
+        warning = only(check_session_engine(), "sessionkit.W001")
+    assert repr(engine) in warning.msg
+
+
+def test_session_engine_sessionkit_db_ok() -> None:
+    with override_settings(SESSION_ENGINE="django_sessionkit.backends.db"):
+        assert check_session_engine() == []
+
+
+def test_session_engine_subclass_of_sessionkit_store_ok() -> None:
+    with override_settings(SESSION_ENGINE=__name__):
+        assert check_session_engine() == []
+
+
+# -- E001: SESSIONKIT_TRUSTED_PROXY_COUNT -----------------------------------
+
+
+@pytest.mark.parametrize("value", [-1, "1", 1.5, True, None])
+def test_trusted_proxy_count_invalid_errors(value: Any) -> None:
+    with override_settings(SESSIONKIT_TRUSTED_PROXY_COUNT=value):
+        error = only(check_settings(), "sessionkit.E001")
+    assert error.level == checks.ERROR
+    assert "SESSIONKIT_TRUSTED_PROXY_COUNT" in error.msg
+    assert repr(value) in error.msg
+    assert error.hint
+
+
+@pytest.mark.parametrize("value", [0, 1, 2])
+def test_trusted_proxy_count_valid_ok(value: int) -> None:
+    with override_settings(SESSIONKIT_TRUSTED_PROXY_COUNT=value):
+        assert check_settings() == []
+
+
+# -- E002: SESSIONKIT_CLIENT_IP_HEADER --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["", "   ", "X Forwarded", "X-Forwarded-For:", 5, None]
+)
+def test_client_ip_header_invalid_errors(value: Any) -> None:
+    with override_settings(SESSIONKIT_CLIENT_IP_HEADER=value):
+        error = only(check_settings(), "sessionkit.E002")
+    assert error.level == checks.ERROR
+    assert "SESSIONKIT_CLIENT_IP_HEADER" in error.msg
+    assert repr(value) in error.msg
+
+
+@pytest.mark.parametrize("value", ["X-Réal-IP", "X-Forwarded-For²", "X-Client-IP٣"])
+def test_client_ip_header_non_ascii_errors(value: str) -> None:
+    # Header names are ASCII tokens (RFC 9110); such a name never arrives, so
+    # with trusted proxies every client would silently get the proxy's address.
+    with override_settings(SESSIONKIT_CLIENT_IP_HEADER=value):
+        error = only(check_settings(), "sessionkit.E002")
+    assert "SESSIONKIT_CLIENT_IP_HEADER" in error.msg
+    assert repr(value) in error.msg
+
+
+@pytest.mark.parametrize("value", ["X-Real-IP", "X-Forwarded-For", "CF-Connecting-IP"])
+def test_client_ip_header_valid_ok(value: str) -> None:
+    with override_settings(SESSIONKIT_CLIENT_IP_HEADER=value):
+        assert check_settings() == []
+
+
+# -- E003: SESSIONKIT_STORE_IP ----------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["partial", "Full", "", None, True])
+def test_store_ip_invalid_errors(value: Any) -> None:
+    with override_settings(SESSIONKIT_STORE_IP=value):
+        error = only(check_settings(), "sessionkit.E003")
+    assert error.level == checks.ERROR
+    assert "SESSIONKIT_STORE_IP" in error.msg
+    assert repr(value) in error.msg
+    for choice in ("'full'", "'truncated'", "'none'"):
+        assert choice in error.msg
+
+
+@pytest.mark.parametrize("value", ["full", "truncated", "none"])
+def test_store_ip_valid_ok(value: str) -> None:
+    with override_settings(SESSIONKIT_STORE_IP=value):
+        assert check_settings() == []
+
+
+# -- E004: SESSIONKIT_STORE_USER_AGENT --------------------------------------
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, None, "False"])
+def test_store_user_agent_invalid_errors(value: Any) -> None:
+    with override_settings(SESSIONKIT_STORE_USER_AGENT=value):
+        error = only(check_settings(), "sessionkit.E004")
+    assert error.level == checks.ERROR
+    assert "SESSIONKIT_STORE_USER_AGENT" in error.msg
+    assert repr(value) in error.msg
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_store_user_agent_valid_ok(value: bool) -> None:
+    with override_settings(SESSIONKIT_STORE_USER_AGENT=value):
+        assert check_settings() == []
+
+
+# -- E005: SESSIONKIT_CLEANUP_BATCH_SIZE ------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, -5, "100", True, 10.0, None])
+def test_cleanup_batch_size_invalid_errors(value: Any) -> None:
+    with override_settings(SESSIONKIT_CLEANUP_BATCH_SIZE=value):
+        error = only(check_settings(), "sessionkit.E005")
+    assert error.level == checks.ERROR
+    assert "SESSIONKIT_CLEANUP_BATCH_SIZE" in error.msg
+    assert repr(value) in error.msg
+
+
+@pytest.mark.parametrize("value", [1, 1000])
+def test_cleanup_batch_size_valid_ok(value: int) -> None:
+    with override_settings(SESSIONKIT_CLEANUP_BATCH_SIZE=value):
+        assert check_settings() == []
+
+
+# -- E006: SESSION_COOKIE_SAMESITE ------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["Sometimes", "Laxx", 1, True])
+def test_session_cookie_samesite_invalid_errors(value: Any) -> None:
+    with override_settings(SESSION_COOKIE_SAMESITE=value):
+        error = only(check_settings(), "sessionkit.E006")
+    assert error.level == checks.ERROR
+    assert "SESSION_COOKIE_SAMESITE" in error.msg
+    assert repr(value) in error.msg
+
+
+@pytest.mark.parametrize("value", ["Lax", "strict", "None", "none", None, False, ""])
+def test_session_cookie_samesite_valid_no_e006(value: Any) -> None:
+    with override_settings(SESSION_COOKIE_SAMESITE=value):
+        assert check_settings() == []
+
+
+def test_settings_all_invalid_reports_each_id() -> None:
+    with override_settings(
+        SESSIONKIT_TRUSTED_PROXY_COUNT=-1,
+        SESSIONKIT_CLIENT_IP_HEADER="X Forwarded",
+        SESSIONKIT_STORE_IP="partial",
+        SESSIONKIT_STORE_USER_AGENT="yes",
+        SESSIONKIT_CLEANUP_BATCH_SIZE=0,
+        SESSION_COOKIE_SAMESITE="Sometimes",
+    ):
+        assert ids(check_settings()) == [
+            "sessionkit.E001",
+            "sessionkit.E002",
+            "sessionkit.E003",
+            "sessionkit.E004",
+            "sessionkit.E005",
+            "sessionkit.E006",
+        ]
+
+
+# -- W101-W103: check --deploy ----------------------------------------------
+
+
+@pytest.mark.parametrize("value", [None, False, ""])
+def test_session_cookie_samesite_unset_warns_on_deploy(value: Any) -> None:
+    with override_settings(SESSION_COOKIE_SAMESITE=value):
+        warning = only(check_session_cookie(), "sessionkit.W101")
+    assert warning.level == checks.WARNING
+    assert "SESSION_COOKIE_SAMESITE" in warning.msg
+
+
+@pytest.mark.parametrize("value", ["None", "none"])
+def test_session_cookie_samesite_none_without_secure_warns_on_deploy(
+    value: str,
+) -> None:
+    with override_settings(SESSION_COOKIE_SAMESITE=value, SESSION_COOKIE_SECURE=False):
+        warning = only(check_session_cookie(), "sessionkit.W102")
+    assert warning.level == checks.WARNING
+    assert "SESSION_COOKIE_SAMESITE" in warning.msg
+    assert "SESSION_COOKIE_SECURE" in warning.msg
+
+
+def test_session_cookie_samesite_none_with_secure_ok() -> None:
+    with override_settings(SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_SECURE=True):
+        assert check_session_cookie() == []
+
+
+@pytest.mark.parametrize("value", ["Lax", "Strict"])
+def test_session_cookie_samesite_set_ok(value: str) -> None:
+    with override_settings(SESSION_COOKIE_SAMESITE=value, SESSION_COOKIE_SECURE=False):
+        assert check_session_cookie() == []
+
+
+def test_session_cookie_domain_set_warns_on_deploy() -> None:
+    with override_settings(SESSION_COOKIE_DOMAIN=".example.com"):
+        warning = only(check_session_cookie(), "sessionkit.W103")
+    assert warning.level == checks.WARNING
+    assert "SESSION_COOKIE_DOMAIN" in warning.msg
+    assert "'.example.com'" in warning.msg
+
+
+def test_session_cookie_several_problems_each_reported() -> None:
+    with override_settings(
+        SESSION_COOKIE_SAMESITE=None, SESSION_COOKIE_DOMAIN="example.com"
+    ):
+        assert ids(check_session_cookie()) == ["sessionkit.W101", "sessionkit.W103"]
+
+
+# The model checks read database features.
+@pytest.mark.django_db
+@override_settings(
+    SESSION_COOKIE_SAMESITE="None",
+    SESSION_COOKIE_SECURE=False,
+    SESSION_COOKIE_DOMAIN=".example.com",
+)
+def test_deploy_checks_run_only_with_deploy() -> None:
+    assert our_ids(checks.run_checks(include_deployment_checks=False)) == []
+    assert our_ids(checks.run_checks(include_deployment_checks=True)) == [
+        "sessionkit.W102",
+        "sessionkit.W103",
+    ]
+
+
+@pytest.mark.django_db
+@override_settings(SESSION_COOKIE_DOMAIN=".example.com")
+def test_deploy_checks_through_check_command() -> None:
+    out = StringIO()
+    call_command("check", stdout=out, stderr=out)
+    assert "sessionkit.W103" not in out.getvalue()
+    out = StringIO()
+    call_command("check", "--deploy", stdout=out, stderr=out)
+    assert "sessionkit.W103" in out.getvalue()
+
+
+# -- Registration --------------------------------------------------------------
+
+
+@override_settings(
+    SESSION_ENGINE="django.contrib.sessions.backends.db",
+    SESSIONKIT_STORE_IP="partial",
+    SESSIONKIT_CLEANUP_BATCH_SIZE="100",
+)
+def test_run_checks_sessionkit_tag_reports_engine_and_settings() -> None:
+    assert our_ids(checks.run_checks(tags=["sessionkit"])) == [
+        "sessionkit.E003",
+        "sessionkit.E005",
+        "sessionkit.W001",
+    ]
+
+
+@override_settings(SESSION_COOKIE_DOMAIN=".example.com")
+def test_run_checks_sessionkit_tag_includes_deploy_checks() -> None:
+    assert our_ids(checks.run_checks(tags=["sessionkit"])) == []
+    deploy = checks.run_checks(tags=["sessionkit"], include_deployment_checks=True)
+    assert our_ids(deploy) == ["sessionkit.W103"]
+
+
+def test_run_checks_sessionkit_tag_registered() -> None:
+    assert "sessionkit" in checks.registry.registry.tags_available()
+
+
+@pytest.mark.django_db
+def test_run_checks_test_settings_clean() -> None:
+    assert our_ids(checks.run_checks()) == []
+    assert our_ids(checks.run_checks(include_deployment_checks=True)) == []

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import override_settings
+
+from django_sessionkit.conf import STORE_IP_CHOICES, Settings, conf
+
+# Each setting, its documented default, and two other values it can be set to.
+SETTINGS: list[tuple[str, Any, Any, Any]] = [
+    ("TRUSTED_PROXY_COUNT", 0, 1, 2),
+    ("CLIENT_IP_HEADER", "X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP"),
+    ("STORE_IP", "full", "truncated", "none"),
+    ("STORE_USER_AGENT", True, False, True),
+    ("CLEANUP_BATCH_SIZE", 1000, 1, 50_000),
+]
+NAMES = [name for name, *_ in SETTINGS]
+
+
+def setting_properties() -> set[str]:
+    return {
+        name for name, value in vars(Settings).items() if isinstance(value, property)
+    }
+
+
+def test_settings_every_property_is_covered_here() -> None:
+    # A new setting must get its default and override tests in this file.
+    assert setting_properties() == set(NAMES)
+
+
+@pytest.mark.parametrize(("name", "default", "first", "second"), SETTINGS, ids=NAMES)
+def test_setting_default_when_unset(
+    name: str, default: Any, first: Any, second: Any
+) -> None:
+    assert not hasattr(django_settings, f"SESSIONKIT_{name}")
+    value = getattr(conf, name)
+    assert value == default
+    assert type(value) is type(default)
+
+
+@pytest.mark.parametrize(("name", "default", "first", "second"), SETTINGS, ids=NAMES)
+def test_setting_reflects_override_on_every_access(
+    name: str, default: Any, first: Any, second: Any
+) -> None:
+    assert getattr(conf, name) == default
+    with override_settings(**{f"SESSIONKIT_{name}": first}):
+        assert getattr(conf, name) == first
+        with override_settings(**{f"SESSIONKIT_{name}": second}):
+            assert getattr(conf, name) == second
+        assert getattr(conf, name) == first
+    assert getattr(conf, name) == default
+
+
+@pytest.mark.parametrize(("name", "default", "first", "second"), SETTINGS, ids=NAMES)
+def test_setting_reflects_settings_fixture_changes(
+    settings: Any, name: str, default: Any, first: Any, second: Any
+) -> None:
+    setattr(settings, f"SESSIONKIT_{name}", first)
+    assert getattr(conf, name) == first
+    setattr(settings, f"SESSIONKIT_{name}", second)
+    assert getattr(conf, name) == second
+    delattr(settings, f"SESSIONKIT_{name}")
+    assert getattr(conf, name) == default
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setting_default_not_written_to_django_settings(name: str) -> None:
+    getattr(conf, name)
+    assert not hasattr(django_settings, f"SESSIONKIT_{name}")
+
+
+def test_setting_invalid_value_passed_through_for_the_checks() -> None:
+    # conf does not validate: the system checks report bad values by name.
+    with override_settings(SESSIONKIT_STORE_IP="partial"):
+        assert conf.STORE_IP == "partial"
+    with override_settings(SESSIONKIT_TRUSTED_PROXY_COUNT="1"):
+        assert conf.TRUSTED_PROXY_COUNT == "1"
+
+
+def test_store_ip_choices_documented() -> None:
+    assert STORE_IP_CHOICES == ("full", "truncated", "none")
