@@ -7,12 +7,42 @@ values are reported by the system checks in :mod:`django_sessionkit.checks`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, Literal
 
 from django.conf import settings
 
 StoreIP = Literal["full", "truncated", "none"]
 STORE_IP_CHOICES: tuple[str, ...] = ("full", "truncated", "none")
+OnStaleKey = Literal["revoke", "log"]
+ON_STALE_KEY_CHOICES: tuple[str, ...] = ("revoke", "log")
+MaxSessionsPolicy = Literal["evict_oldest", "deny"]
+MAX_SESSIONS_POLICY_CHOICES: tuple[str, ...] = ("evict_oldest", "deny")
+
+#: Settings that hold a duration: ``timedelta``, seconds, or ``None`` (off).
+DURATION_SETTINGS: tuple[str, ...] = (
+    "IDLE_TIMEOUT",
+    "ABSOLUTE_TIMEOUT",
+    "REMEMBER_ME_IDLE_TIMEOUT",
+    "REMEMBER_ME_ABSOLUTE_TIMEOUT",
+    "ACTIVITY_RESOLUTION",
+    "ROTATE_INTERVAL",
+    "ROTATE_GRACE",
+    "EVENT_RETENTION",
+    "IDLE_WARNING",
+)
+
+
+def to_timedelta(value: Any) -> Any:
+    """Return ``value`` as a ``timedelta`` when it is a number of seconds.
+
+    Anything else is returned as it is; the system checks report values that
+    are neither a ``timedelta``, a number of seconds nor ``None``.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
 
 
 class Settings:
@@ -21,6 +51,10 @@ class Settings:
     @staticmethod
     def _get(name: str, default: Any) -> Any:
         return getattr(settings, f"SESSIONKIT_{name}", default)
+
+    def _duration(self, name: str, default: timedelta | None) -> timedelta | None:
+        value: timedelta | None = to_timedelta(self._get(name, default))
+        return value
 
     @property
     def TRUSTED_PROXY_COUNT(self) -> int:
@@ -51,6 +85,97 @@ class Settings:
         """How many expired sessions one DELETE statement removes."""
         value: int = self._get("CLEANUP_BATCH_SIZE", 1000)
         return value
+
+    # -- Policy: timeouts, activity, rotation --------------------------------
+
+    @property
+    def IDLE_TIMEOUT(self) -> timedelta | None:
+        """How long a signed-in session may stay unused."""
+        return self._duration("IDLE_TIMEOUT", timedelta(minutes=30))
+
+    @property
+    def ABSOLUTE_TIMEOUT(self) -> timedelta | None:
+        """How long a signed-in session may last from its sign-in, at most."""
+        return self._duration("ABSOLUTE_TIMEOUT", timedelta(hours=12))
+
+    @property
+    def REMEMBER_ME_IDLE_TIMEOUT(self) -> timedelta | None:
+        """The idle timeout of sessions marked with ``remember_me()``."""
+        return self._duration("REMEMBER_ME_IDLE_TIMEOUT", timedelta(days=14))
+
+    @property
+    def REMEMBER_ME_ABSOLUTE_TIMEOUT(self) -> timedelta | None:
+        """The absolute timeout of sessions marked with ``remember_me()``."""
+        return self._duration("REMEMBER_ME_ABSOLUTE_TIMEOUT", timedelta(days=30))
+
+    @property
+    def POLICY(self) -> str | None:
+        """Dotted path to a ``(request, user) -> Policy`` callable."""
+        value: str | None = self._get("POLICY", None)
+        return value
+
+    @property
+    def ACTIVITY_RESOLUTION(self) -> timedelta | None:
+        """How often, at most, activity is written for one session."""
+        return self._duration("ACTIVITY_RESOLUTION", timedelta(seconds=60))
+
+    @property
+    def PASSIVE_URLS(self) -> Sequence[str]:
+        """Regexes of paths whose requests never extend the idle deadline."""
+        value: Sequence[str] = self._get("PASSIVE_URLS", ())
+        return value
+
+    @property
+    def ROTATE_INTERVAL(self) -> timedelta | None:
+        """How often a signed-in session's key is rotated while it is used."""
+        return self._duration("ROTATE_INTERVAL", timedelta(minutes=15))
+
+    @property
+    def ROTATE_GRACE(self) -> timedelta | None:
+        """How long the previous key stays valid after a periodic rotation."""
+        return self._duration("ROTATE_GRACE", timedelta(seconds=60))
+
+    @property
+    def ON_STALE_KEY(self) -> OnStaleKey:
+        """What a previous key presented after its grace window does."""
+        value: OnStaleKey = self._get("ON_STALE_KEY", "revoke")
+        return value
+
+    # -- Revocation, limits, hygiene, events ----------------------------------
+
+    @property
+    def REVOKE_OTHERS_ON_PASSWORD_CHANGE(self) -> bool:
+        """Whether a password change signs the user out everywhere else."""
+        value: bool = self._get("REVOKE_OTHERS_ON_PASSWORD_CHANGE", True)
+        return value
+
+    @property
+    def MAX_SESSIONS_PER_USER(self) -> int | None:
+        """How many live sessions one user may have, or ``None``."""
+        value: int | None = self._get("MAX_SESSIONS_PER_USER", None)
+        return value
+
+    @property
+    def MAX_SESSIONS_POLICY(self) -> MaxSessionsPolicy:
+        """What a sign-in beyond ``MAX_SESSIONS_PER_USER`` does."""
+        value: MaxSessionsPolicy = self._get("MAX_SESSIONS_POLICY", "evict_oldest")
+        return value
+
+    @property
+    def CLEAR_SITE_DATA_ON_LOGOUT(self) -> bool:
+        """Whether sign-out responses carry ``Clear-Site-Data``."""
+        value: bool = self._get("CLEAR_SITE_DATA_ON_LOGOUT", False)
+        return value
+
+    @property
+    def EVENT_RETENTION(self) -> timedelta | None:
+        """How long ``SessionEvent`` rows are kept by cleanup."""
+        return self._duration("EVENT_RETENTION", timedelta(days=90))
+
+    @property
+    def IDLE_WARNING(self) -> timedelta | None:
+        """How long before idle expiry the browser warns."""
+        return self._duration("IDLE_WARNING", timedelta(minutes=2))
 
 
 conf = Settings()

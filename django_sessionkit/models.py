@@ -106,6 +106,15 @@ class Session(models.Model):
     user_agent = models.CharField(
         _("user agent"), max_length=USER_AGENT_MAX_LENGTH, blank=True, default=""
     )
+    remember_me = models.BooleanField(_("remember me"), default=False)
+    rotated_at = models.DateTimeField(_("key rotated at"), null=True, blank=True)
+    # The key before the last periodic rotation, honoured for a short grace
+    # window, then a sign that the old key was copied. NULL, not "", when
+    # there is none: most rows have none.
+    previous_key_hash = models.CharField(  # noqa: DJ001
+        _("previous key hash"), max_length=64, null=True, blank=True
+    )
+    rotate_due = models.BooleanField(_("key rotation due"), default=False)
 
     objects = SessionQuerySet.as_manager()
 
@@ -119,6 +128,7 @@ class Session(models.Model):
         ]
         indexes = [
             models.Index(fields=["user", "expire_date"], name="sessionkit_user_valid"),
+            models.Index(fields=["previous_key_hash"], name="sessionkit_previous_key"),
         ]
 
     def __str__(self) -> str:

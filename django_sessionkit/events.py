@@ -1,0 +1,127 @@
+"""The audit trail: one ``SessionEvent`` row and one signal per happening."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.dispatch import Signal
+from django.http import HttpRequest
+
+from django_sessionkit import client, signals
+from django_sessionkit.models import Session, SessionEvent
+
+Kind = SessionEvent.Kind
+
+#: The signal that mirrors each kind of event.
+SIGNALS: dict[str, Signal] = {
+    Kind.LOGIN: signals.session_started,
+    Kind.ROTATE: signals.session_rotated,
+    Kind.TIMEOUT: signals.session_expired,
+    Kind.REVOKE: signals.session_revoked,
+    Kind.ANOMALY: signals.session_anomaly,
+}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The session an event is about: never its key."""
+
+    session_id: int | None
+    user: Any
+    device_id: int | None = None
+    ip: str | None = None
+
+    @classmethod
+    def of(cls, record: Session) -> Subject:
+        return cls(
+            session_id=record.pk,
+            user=record.user if record.user_id is not None else None,
+            device_id=record.device_id,
+            ip=record.ip,
+        )
+
+
+def _event(
+    kind: str,
+    subject: Subject,
+    *,
+    reason: str,
+    by: Any,
+    request: HttpRequest | None,
+    detail: dict[str, Any] | None,
+) -> SessionEvent:
+    ip = subject.ip
+    if request is not None:
+        ip = client.ip_for_storage(client.client_ip(request))
+    return SessionEvent(
+        kind=kind,
+        session_id=subject.session_id,
+        user=subject.user,
+        actor=by if getattr(by, "pk", None) is not None else None,
+        device_id=subject.device_id,
+        ip=ip,
+        reason=reason[:64],
+        detail=detail or {},
+    )
+
+
+def _signal_kwargs(
+    subject: Subject, reason: str, by: Any, request: HttpRequest | None
+) -> dict[str, Any]:
+    return {
+        "session_id": subject.session_id,
+        "user": subject.user,
+        "reason": reason,
+        "by": by,
+        "request": request,
+    }
+
+
+def emit(
+    kind: str,
+    subjects: Iterable[Subject],
+    *,
+    reason: str,
+    by: Any = None,
+    request: HttpRequest | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Write one event per subject, then send the kind's signal for each."""
+    subjects = list(subjects)
+    SessionEvent.objects.bulk_create(
+        [
+            _event(kind, s, reason=reason, by=by, request=request, detail=detail)
+            for s in subjects
+        ]
+    )
+    signal = SIGNALS.get(kind)
+    if signal is not None:
+        for subject in subjects:
+            signal.send(sender=Session, **_signal_kwargs(subject, reason, by, request))
+
+
+async def aemit(
+    kind: str,
+    subjects: Iterable[Subject],
+    *,
+    reason: str,
+    by: Any = None,
+    request: HttpRequest | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Async twin of :func:`emit`."""
+    subjects = list(subjects)
+    await SessionEvent.objects.abulk_create(
+        [
+            _event(kind, s, reason=reason, by=by, request=request, detail=detail)
+            for s in subjects
+        ]
+    )
+    signal = SIGNALS.get(kind)
+    if signal is not None:
+        for subject in subjects:
+            await signal.asend(
+                sender=Session, **_signal_kwargs(subject, reason, by, request)
+            )

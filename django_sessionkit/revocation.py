@@ -1,0 +1,164 @@
+"""The one library API that ends sessions.
+
+The admin, the user's own pages, management commands and the middleware all
+call these functions, so the effect and the audit trail are the same whichever
+door is used. Revocation is final: the session's row is deleted (the
+``SessionEvent`` is what remains), the next request carrying its cookie is
+anonymous, and a request already in flight cannot save it back (its save is
+an UPDATE that finds no row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import router
+from django.http import HttpRequest
+
+from django_sessionkit.conf import conf
+from django_sessionkit.events import Kind, Subject, aemit, emit
+from django_sessionkit.models import Session, SessionQuerySet
+
+
+def _sessions() -> SessionQuerySet:
+    return Session.objects.using(router.db_for_write(Session))
+
+
+def _pk(session: Session | int) -> int:
+    return session.pk if isinstance(session, Session) else session
+
+
+def _batches(rows: SessionQuerySet) -> SessionQuerySet:
+    return rows.select_related("user").order_by("pk")[: conf.CLEANUP_BATCH_SIZE]
+
+
+def _end(
+    records: list[Session],
+    kind: str,
+    reason: str,
+    by: Any,
+    request: HttpRequest | None,
+) -> int:
+    deleted, _ = _sessions().filter(pk__in=[r.pk for r in records]).delete()
+    if deleted:
+        emit(kind, map(Subject.of, records), reason=reason, by=by, request=request)
+    return deleted
+
+
+async def _aend(
+    records: list[Session],
+    kind: str,
+    reason: str,
+    by: Any,
+    request: HttpRequest | None,
+) -> int:
+    deleted, _ = await _sessions().filter(pk__in=[r.pk for r in records]).adelete()
+    if deleted:
+        await aemit(
+            kind, map(Subject.of, records), reason=reason, by=by, request=request
+        )
+    return deleted
+
+
+def _end_all(rows: SessionQuerySet, kind: str, reason: str, by: Any) -> int:
+    total = 0
+    while records := list(_batches(rows)):
+        total += _end(records, kind, reason, by, None)
+    return total
+
+
+async def _aend_all(rows: SessionQuerySet, kind: str, reason: str, by: Any) -> int:
+    total = 0
+    while records := [r async for r in _batches(rows)]:
+        total += await _aend(records, kind, reason, by, None)
+    return total
+
+
+def _one(session: Session | int) -> SessionQuerySet:
+    return _sessions().select_related("user").filter(pk=_pk(session))
+
+
+# -- Sync API ---------------------------------------------------------------
+
+
+def revoke_session(
+    session: Session | int,
+    *,
+    reason: str,
+    by: Any = None,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Revoke one session, given as a ``Session`` or its ``id``.
+
+    Return whether it was live; an unknown or already ended session is
+    ignored.
+    """
+    records = list(_one(session))
+    return bool(records) and _end(records, Kind.REVOKE, reason, by, request) > 0
+
+
+def revoke_user_sessions(
+    user: Any,
+    *,
+    except_session: Session | int | None = None,
+    reason: str,
+    by: Any = None,
+) -> int:
+    """Revoke every session of ``user`` but ``except_session``; return how many."""
+    rows = _sessions().filter(user_id=user.pk)
+    if except_session is not None:
+        rows = rows.exclude(pk=_pk(except_session))
+    return _end_all(rows, Kind.REVOKE, reason, by)
+
+
+def revoke_all_sessions(*, reason: str, by: Any = None) -> int:
+    """Revoke every session of every user; return how many."""
+    return _end_all(_sessions().all(), Kind.REVOKE, reason, by)
+
+
+def expire_session(
+    session: Session, *, reason: str, request: HttpRequest | None = None
+) -> bool:
+    """End a session that passed a deadline (``reason``: idle or absolute)."""
+    return _end([session], Kind.TIMEOUT, reason, None, request) > 0
+
+
+# -- Async API ----------------------------------------------------------------
+
+
+async def arevoke_session(
+    session: Session | int,
+    *,
+    reason: str,
+    by: Any = None,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Async twin of :func:`revoke_session`."""
+    records = [r async for r in _one(session)]
+    return bool(records) and await _aend(records, Kind.REVOKE, reason, by, request) > 0
+
+
+async def arevoke_user_sessions(
+    user: Any,
+    *,
+    except_session: Session | int | None = None,
+    reason: str,
+    by: Any = None,
+) -> int:
+    """Async twin of :func:`revoke_user_sessions`."""
+    rows = _sessions().filter(user_id=user.pk)
+    if except_session is not None:
+        rows = rows.exclude(pk=_pk(except_session))
+    return await _aend_all(rows, Kind.REVOKE, reason, by)
+
+
+async def arevoke_all_sessions(*, reason: str, by: Any = None) -> int:
+    """Async twin of :func:`revoke_all_sessions`."""
+    return await _aend_all(_sessions().all(), Kind.REVOKE, reason, by)
+
+
+async def aexpire_session(
+    session: Session, *, reason: str, request: HttpRequest | None = None
+) -> bool:
+    """Async twin of :func:`expire_session`."""
+    return await _aend([session], Kind.TIMEOUT, reason, None, request) > 0
