@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.dispatch import Signal
 from django.http import HttpRequest
 
@@ -34,13 +35,25 @@ class Subject:
     ip: str | None = None
 
     @classmethod
-    def of(cls, record: Session) -> Subject:
+    def of(cls, record: Session, user: Any = None) -> Subject:
+        """The subject of ``record``; ``user`` spares loading its user."""
+        if user is None and record.user_id is not None:
+            user = record.user
         return cls(
-            session_id=record.pk,
-            user=record.user if record.user_id is not None else None,
-            device_id=record.device_id,
-            ip=record.ip,
+            session_id=record.pk, user=user, device_id=record.device_id, ip=record.ip
         )
+
+    @classmethod
+    async def aof(cls, record: Session) -> Subject:
+        """Async twin of :meth:`of`."""
+        user = None
+        if record.user_id is not None:
+            if Session.user.is_cached(record):
+                user = record.user
+            else:
+                users = get_user_model()._default_manager
+                user = await users.filter(pk=record.user_id).afirst()
+        return cls.of(record, user)
 
 
 def _event(

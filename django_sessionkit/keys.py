@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 
+from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
-from django.utils.crypto import get_random_string
+from django.utils.crypto import get_random_string, salted_hmac
 
 #: Length of the keys this package issues: 32 characters of ``[a-z0-9]``
 #: carry about 165 bits of randomness.
@@ -32,3 +33,35 @@ def is_well_formed(key: object) -> bool:
     non-ASCII) is treated as no session at all, without a database query.
     """
     return isinstance(key, str) and _ISSUED_KEY.fullmatch(key) is not None
+
+
+_SUCCESSOR_SALT = "django_sessionkit.keys.successor"
+
+
+def _successor(key: str, secret: str | bytes) -> str:
+    digest = salted_hmac(_SUCCESSOR_SALT, key, secret=secret, algorithm="sha256")
+    number = int.from_bytes(digest.digest(), "big")
+    chars = []
+    for _ in range(KEY_LENGTH):
+        number, index = divmod(number, len(VALID_KEY_CHARS))
+        chars.append(VALID_KEY_CHARS[index])
+    return "".join(chars)
+
+
+def successor(key: str) -> str:
+    """Return the key that replaces ``key`` at a periodic rotation.
+
+    It is an HMAC of ``key`` under ``SECRET_KEY``: only the holder of the
+    predecessor and the server can compute it, so it never has to be stored,
+    and parallel requests rotating the same key agree on its successor.
+    """
+    return _successor(key, settings.SECRET_KEY)
+
+
+def successor_hashes(key: str) -> set[str]:
+    """Hashes of the successors of ``key`` under the current and fallback keys.
+
+    A rotation made just before a ``SECRET_KEY`` change is still recognised.
+    """
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return {hash_key(_successor(key, secret)) for secret in secrets}

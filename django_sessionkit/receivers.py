@@ -2,19 +2,121 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.db import router, transaction
+from django.db.models.signals import post_init, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from django_sessionkit import limits
 from django_sessionkit.backends.db import SessionStore
+from django_sessionkit.conf import conf
+from django_sessionkit.events import Kind, Subject, emit
+from django_sessionkit.models import Session
+from django_sessionkit.revocation import revoke_user_sessions
+
+#: The session of the request being handled, set by the middleware, so that a
+#: password change knows which of the user's sessions to keep.
+current_session: ContextVar[SessionStore | None] = ContextVar(
+    "sessionkit_current_session", default=None
+)
 
 
-@receiver(user_logged_in, dispatch_uid="django_sessionkit.record_sign_in")
-def record_sign_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    # Both login() and alogin() send this signal, so sessions signed in
-    # either way are linked to their user and sign-in time.
+def sessionkit_store(request: HttpRequest | None) -> SessionStore | None:
     session = getattr(request, "session", None)
-    if isinstance(session, SessionStore):
-        session.mark_signed_in(request)
+    return session if isinstance(session, SessionStore) else None
+
+
+@receiver(user_logged_in, dispatch_uid="django_sessionkit.signed_in")
+def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    # Both login() and alogin() send this signal (alogin() runs sync
+    # receivers in a thread), so every sign-in takes this path.
+    session = sessionkit_store(request)
+    if session is None:
+        return
+    session.mark_signed_in(request, user)
+    with transaction.atomic(using=router.db_for_write(Session)):
+        limits.lock_user(user)
+        denied = limits.denied(session, user)
+        if not denied:
+            if not session.key_renewed:
+                # Django keeps the key when the same user signs in again.
+                session.cycle_key()
+            # Linked to its user now, inside the lock, so that simultaneous
+            # sign-ins count each other.
+            session.save()
+            limits.evict_oldest(session, user, request)
+    if denied:
+        session.flush()
+        raise limits.SessionLimitReached(str(limits.LIMIT_MESSAGE))
+    record = session.record
+    assert record is not None
+    emit(
+        Kind.LOGIN,
+        [Subject(session_id=record.pk, user=user, ip=record.ip)],
+        reason="login",
+        request=request,
+    )
+
+
+@receiver(user_logged_out, dispatch_uid="django_sessionkit.signed_out")
+def signed_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    session = sessionkit_store(request)
+    if session is None:
+        return
+    request.sessionkit_signed_out = True  # type: ignore[attr-defined]
+    record = session.record
+    if record is not None:
+        emit(Kind.LOGOUT, [Subject.of(record)], reason="logout", request=request)
+
+
+def _privileges(user: Any) -> tuple[bool, bool]:
+    return (
+        bool(getattr(user, "is_staff", False)),
+        bool(getattr(user, "is_superuser", False)),
+    )
+
+
+@receiver(
+    post_init,
+    sender=settings.AUTH_USER_MODEL,
+    dispatch_uid="django_sessionkit.user_loaded",
+)
+def user_loaded(sender: Any, instance: Any, **kwargs: Any) -> None:
+    instance._sessionkit_privileges = _privileges(instance)
+
+
+@receiver(
+    post_save,
+    sender=settings.AUTH_USER_MODEL,
+    dispatch_uid="django_sessionkit.user_saved",
+)
+def user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    if created:
+        return
+    if not getattr(instance, "is_active", True):
+        revoke_user_sessions(instance, reason="inactive")
+        return
+    if (
+        getattr(instance, "_password", None) is not None
+        and conf.REVOKE_OTHERS_ON_PASSWORD_CHANGE
+    ):
+        # set_password() was called: this request's own session stays (its
+        # key is rotated by update_session_auth_hash()); the others end.
+        current = current_session.get()
+        keep = current.record if current is not None else None
+        if keep is not None and keep.user_id != instance.pk:
+            keep = None
+        revoke_user_sessions(instance, except_session=keep, reason="password_change")
+    before = getattr(instance, "_sessionkit_privileges", None)
+    now = _privileges(instance)
+    if before is not None and before != now:
+        # Every session of the user gets a new key at its next request.
+        Session.objects.using(router.db_for_write(Session)).filter(
+            user_id=instance.pk
+        ).update(rotate_due=True)
+    instance._sessionkit_privileges = now

@@ -54,9 +54,8 @@ async def _aend(
 ) -> int:
     deleted, _ = await _sessions().filter(pk__in=[r.pk for r in records]).adelete()
     if deleted:
-        await aemit(
-            kind, map(Subject.of, records), reason=reason, by=by, request=request
-        )
+        subjects = [await Subject.aof(r) for r in records]
+        await aemit(kind, subjects, reason=reason, by=by, request=request)
     return deleted
 
 

@@ -30,6 +30,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_sessionkit.middleware.SessionKitMiddleware",
 ]
 
 ROOT_URLCONF = "tests.urls"

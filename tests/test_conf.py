@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
 
-from django_sessionkit.conf import STORE_IP_CHOICES, Settings, conf
+from django_sessionkit.conf import DURATION_SETTINGS, STORE_IP_CHOICES, Settings, conf
 
 # Each setting, its documented default, and two other values it can be set to.
 SETTINGS: list[tuple[str, Any, Any, Any]] = [
@@ -15,6 +16,22 @@ SETTINGS: list[tuple[str, Any, Any, Any]] = [
     ("STORE_IP", "full", "truncated", "none"),
     ("STORE_USER_AGENT", True, False, True),
     ("CLEANUP_BATCH_SIZE", 1000, 1, 50_000),
+    ("IDLE_TIMEOUT", timedelta(minutes=30), timedelta(minutes=5), None),
+    ("ABSOLUTE_TIMEOUT", timedelta(hours=12), timedelta(hours=1), None),
+    ("REMEMBER_ME_IDLE_TIMEOUT", timedelta(days=14), timedelta(days=1), None),
+    ("REMEMBER_ME_ABSOLUTE_TIMEOUT", timedelta(days=30), timedelta(days=2), None),
+    ("POLICY", None, "tests.policies.strict", "tests.policies.other"),
+    ("ACTIVITY_RESOLUTION", timedelta(seconds=60), timedelta(0), timedelta(seconds=5)),
+    ("PASSIVE_URLS", (), [r"^/poll/"], (r"^/api/status",)),
+    ("ROTATE_INTERVAL", timedelta(minutes=15), timedelta(minutes=1), None),
+    ("ROTATE_GRACE", timedelta(seconds=60), timedelta(seconds=5), None),
+    ("ON_STALE_KEY", "revoke", "log", "revoke"),
+    ("REVOKE_OTHERS_ON_PASSWORD_CHANGE", True, False, True),
+    ("MAX_SESSIONS_PER_USER", None, 3, 1),
+    ("MAX_SESSIONS_POLICY", "evict_oldest", "deny", "evict_oldest"),
+    ("CLEAR_SITE_DATA_ON_LOGOUT", False, True, False),
+    ("EVENT_RETENTION", timedelta(days=90), timedelta(days=7), None),
+    ("IDLE_WARNING", timedelta(minutes=2), timedelta(seconds=30), None),
 ]
 NAMES = [name for name, *_ in SETTINGS]
 
@@ -81,3 +98,13 @@ def test_setting_invalid_value_passed_through_for_the_checks() -> None:
 
 def test_store_ip_choices_documented() -> None:
     assert STORE_IP_CHOICES == ("full", "truncated", "none")
+
+
+@pytest.mark.parametrize("name", DURATION_SETTINGS)
+def test_duration_setting_accepts_seconds(name: str) -> None:
+    with override_settings(**{f"SESSIONKIT_{name}": 90}):
+        assert getattr(conf, name) == timedelta(seconds=90)
+    with override_settings(**{f"SESSIONKIT_{name}": 1.5}):
+        assert getattr(conf, name) == timedelta(seconds=1.5)
+    with override_settings(**{f"SESSIONKIT_{name}": None}):
+        assert getattr(conf, name) is None

@@ -4,9 +4,12 @@ Use it as ``SESSION_ENGINE = "django_sessionkit.backends.db"``. It keeps the
 contract of ``django.contrib.sessions.backends.db`` and adds:
 
 - only ``sha256(key)`` reaches the database; malformed keys cost no query;
-- the session's user, sign-in time, IP and user agent live in columns;
+- the session's user, sign-in time, IP, user agent and deadlines live in
+  columns, and the deadlines are checked on every load;
 - ``cycle_key()`` changes the key of the same row instead of copying it;
 - saving a session whose row is gone fails instead of re-creating it;
+- a periodic rotation keeps the previous key valid for a short grace window
+  and recognises it afterwards as a sign that it was copied;
 - expired sessions are deleted in batches of bounded size.
 """
 
@@ -25,9 +28,15 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from django_sessionkit import client
+from django_sessionkit import client, policy
 from django_sessionkit.conf import conf
-from django_sessionkit.keys import hash_key, is_well_formed, new_key
+from django_sessionkit.keys import (
+    hash_key,
+    is_well_formed,
+    new_key,
+    successor,
+    successor_hashes,
+)
 from django_sessionkit.models import Session, SessionQuerySet
 
 _INTERRUPTED = (
@@ -55,6 +64,19 @@ class SessionStore(SessionBase):
         self._record: Session | None = None
         self._has_row = False
         self._sign_in: SignIn | None = None
+        # Set by the policy middleware (or a sign-in) for the next write.
+        self._deadlines: policy.Deadlines | None = None
+        self._active_at: datetime | None = None
+        self._remember: bool | None = None
+        self._rotation_pending = False
+        #: True once this request gave the session a new key (cycle_key,
+        #: flush or create): a sign-in then needs no further rotation.
+        self.key_renewed = False
+        #: Why the presented session was refused: "idle" or "absolute" when
+        #: it passed a deadline, "stale_key" when a previous key came back
+        #: after its grace window. ``ended_record`` is its row.
+        self.ended_reason: str | None = None
+        self.ended_record: Session | None = None
 
     def __repr__(self) -> str:
         session_id = self._record.pk if self._record is not None else None
@@ -93,20 +115,57 @@ class SessionStore(SessionBase):
             return None
         return rows[:1]
 
+    def _predecessor_query(self) -> SessionQuerySet:
+        # Only after a miss: is the presented key a session's previous key?
+        assert self._session_key is not None
+        previous = hash_key(self._session_key)
+        return self._queryset().filter(previous_key_hash=previous)[:1]
+
     @staticmethod
     def is_live(record: Session, now: datetime) -> bool:
         """Whether ``record`` is within both of its deadlines at ``now``."""
         absolute = record.absolute_expire_date
         return record.expire_date > now and (absolute is None or absolute > now)
 
+    def _end(self, record: Session | None, reason: str | None) -> dict[str, Any]:
+        self._session_key = None
+        self.ended_record = record
+        self.ended_reason = reason if record is not None else None
+        return {}
+
     def _found(self, rows: list[Session]) -> dict[str, Any]:
         record = rows[0] if rows else None
-        if record is None or not self.is_live(record, timezone.now()):
-            self._session_key = None
-            return {}
+        if record is None:
+            return self._end(None, None)
+        now = timezone.now()
+        if not self.is_live(record, now):
+            absolute = record.absolute_expire_date
+            passed = "absolute" if absolute is not None and absolute <= now else "idle"
+            return self._end(record, passed)
         self._record = record
         self._has_row = True
         return self.decode(record.session_data)
+
+    def _found_predecessor(self, rows: list[Session]) -> dict[str, Any]:
+        record = rows[0] if rows else None
+        presented = self._session_key
+        if record is None or presented is None:
+            return self._end(None, None)
+        grace = conf.ROTATE_GRACE
+        in_grace = (
+            grace is not None
+            and record.rotated_at is not None
+            and timezone.now() <= record.rotated_at + grace
+        )
+        if not in_grace or record.key_hash not in successor_hashes(presented):
+            return self._end(record, "stale_key")
+        # A request that raced the rotation, or whose response carrying the
+        # new key was lost: continue with the successor and send it again.
+        data = self._found(rows)
+        if self._record is not None:
+            self._session_key = successor(presented)
+            self.modified = True
+        return data
 
     def _user_id(self, data: dict[str, Any]) -> Any:
         raw = data.get(SESSION_KEY)
@@ -117,14 +176,29 @@ class SessionStore(SessionBase):
         except ValidationError:
             return None
 
+    def _expire_date(self, user_id: Any) -> datetime:
+        expiry = self.get_expiry_date()
+        if self._deadlines is not None and self._deadlines.idle is not None:
+            return min(expiry, self._deadlines.idle)
+        if self._deadlines is None and user_id is not None and self._record is not None:
+            # Nothing but the policy extends a signed-in session's deadline.
+            return min(expiry, self._record.expire_date)
+        return expiry
+
     def _row_values(self, data: dict[str, Any]) -> dict[str, Any]:
         """The columns written by every save, create and rotation."""
+        user_id = self._user_id(data)
         values: dict[str, Any] = {
             "session_data": self.encode(data),
-            "expire_date": self.get_expiry_date(),
-            "user_id": self._user_id(data),
-            "last_seen_at": timezone.now(),
+            "expire_date": self._expire_date(user_id),
+            "user_id": user_id,
         }
+        if self._active_at is not None:
+            values["last_seen_at"] = self._active_at
+        if self._deadlines is not None:
+            values["absolute_expire_date"] = self._deadlines.absolute
+        if self._remember is not None:
+            values["remember_me"] = self._remember
         if self._sign_in is not None:
             values["authenticated_at"] = self._sign_in.at
             values["ip"] = self._sign_in.ip
@@ -141,18 +215,32 @@ class SessionStore(SessionBase):
             key_hash=hash_key(session_key), **self._row_values(data)
         )
 
+    def _written(self) -> None:
+        self._sign_in = None
+        self._rotation_pending = False
+
     def _inserted(self, record: Session) -> None:
         self._record = record
         self._has_row = True
-        self._sign_in = None
+        self.key_renewed = True
+        self._written()
+
+    @staticmethod
+    def _rotation_values(previous_key: str | None) -> dict[str, Any]:
+        return {
+            "rotated_at": timezone.now(),
+            "previous_key_hash": hash_key(previous_key) if previous_key else None,
+            "rotate_due": False,
+        }
 
     def _rotated(self, updated: int, session_key: str) -> bool:
         if not updated:
             return False
         self._session_key = session_key
         self._has_row = True
-        self._sign_in = None
+        self.key_renewed = True
         self.modified = True
+        self._written()
         return True
 
     def _row_gone(self) -> None:
@@ -165,18 +253,114 @@ class SessionStore(SessionBase):
         # ``key_hash`` (create() then retries), so no SELECT is spent on it.
         return new_key()
 
+    def _cycle_update(
+        self, data: dict[str, Any]
+    ) -> tuple[SessionQuerySet | None, str, dict[str, Any]]:
+        new = self._get_new_session_key()
+        values = {
+            "key_hash": hash_key(new),
+            **self._row_values(data),
+            **self._rotation_values(None),
+        }
+        return self._lookup(self.session_key), new, values
+
+    def _interval_update(
+        self, data: dict[str, Any]
+    ) -> tuple[SessionQuerySet, str, dict[str, Any]]:
+        old = self.session_key
+        assert old is not None
+        new = successor(old)
+        values = {
+            "key_hash": hash_key(new),
+            **self._row_values(data),
+            **self._rotation_values(old),
+        }
+        rows = self._lookup(old)
+        assert rows is not None
+        return rows, new, values
+
+    def _raced_rotation(self, old: str, new: str) -> SessionQuerySet:
+        # A parallel request rotated the same key first: the successor is the
+        # same one, so adopting it leaves one live key and signs nobody out.
+        return self._queryset().filter(
+            key_hash=hash_key(new), previous_key_hash=hash_key(old)
+        )
+
     # -- Hooks for the rest of the package ---------------------------------
 
-    def mark_signed_in(self, request: HttpRequest) -> None:
-        """Record a sign-in (time, IP, user agent) with the next write.
+    def mark_signed_in(self, request: HttpRequest, user: Any) -> None:
+        """Record a sign-in (time, IP, user agent, deadlines) with the next write.
 
         Called on ``user_logged_in`` for ``login()`` and ``alogin()`` alike.
         """
+        now = timezone.now()
         self._sign_in = SignIn(
-            at=timezone.now(),
+            at=now,
             ip=client.ip_for_storage(client.client_ip(request)),
             user_agent=client.user_agent_for_storage(request),
         )
+        self._remember = False
+        self.set_policy_deadlines(policy.resolve(request, user), now=now, active_at=now)
+
+    def set_policy_deadlines(
+        self,
+        session_policy: policy.Policy,
+        *,
+        now: datetime,
+        active_at: datetime | None,
+    ) -> None:
+        """Write the deadlines of ``session_policy`` with the next write.
+
+        ``active_at`` is the activity to record, or ``None`` for a request that
+        must not extend the idle deadline.
+        """
+        authenticated_at = self.authenticated_at or now
+        last_active = active_at or self.last_active_at or now
+        self._deadlines = policy.deadlines(
+            session_policy, authenticated_at=authenticated_at, active_at=last_active
+        )
+        self._active_at = active_at
+
+    @property
+    def authenticated_at(self) -> datetime | None:
+        """When the session signed in, as recorded or about to be."""
+        if self._sign_in is not None:
+            return self._sign_in.at
+        return self._record.authenticated_at if self._record is not None else None
+
+    @property
+    def last_active_at(self) -> datetime | None:
+        """When the session was last active, as recorded or about to be."""
+        if self._active_at is not None:
+            return self._active_at
+        return self._record.last_seen_at if self._record is not None else None
+
+    @property
+    def remember_me(self) -> bool:
+        """Whether the session was marked "remember me"."""
+        if self._remember is not None:
+            return self._remember
+        return self._record is not None and self._record.remember_me
+
+    def set_remember_me(self, value: bool = True) -> None:
+        """Mark the session "remember me" (or not) from the next write on."""
+        self._remember = value
+        self.modified = True
+
+    def forget(self) -> None:
+        """Drop this request's copy of a session whose row was deleted."""
+        self._session_key = None
+        self._session_cache: dict[str, Any] = {}
+        self._record = None
+        self._has_row = False
+        self._deadlines = None
+        self._active_at = None
+
+    def schedule_rotation(self) -> None:
+        """Rotate the key at the next save, keeping the old one for a grace window."""
+        if self._record is not None:
+            self._rotation_pending = True
+            self.modified = True
 
     @property
     def record(self) -> Session | None:
@@ -184,11 +368,26 @@ class SessionStore(SessionBase):
         self._get_session()  # type: ignore[attr-defined]
         return self._record
 
+    def _touch_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "expire_date": self._expire_date(self._record and self._record.user_id)
+        }
+        if self._active_at is not None:
+            values["last_seen_at"] = self._active_at
+        if self._deadlines is not None:
+            values["absolute_expire_date"] = self._deadlines.absolute
+        return values
+
     # -- Sync API ------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
         rows = self._load_query()
-        return self._found(list(rows) if rows is not None else [])
+        if rows is None:
+            return {}
+        found = list(rows)
+        if found:
+            return self._found(found)
+        return self._found_predecessor(list(self._predecessor_query()))
 
     def exists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)
@@ -220,10 +419,24 @@ class SessionStore(SessionBase):
                 raise
             self._inserted(record)
             return
-        rows = self._lookup(self.session_key)
-        if rows is None or not rows.update(**self._row_values(data)):
+        if self._rotation_pending:
+            old = self.session_key
+            rows, new, values = self._interval_update(data)
+            if self._rotated(rows.update(**values), new):
+                return
+            if not self._raced_rotation(old, new).exists():
+                raise UpdateError
+            self._session_key = new
+            self.modified = True
+        rows_ = self._lookup(self.session_key)
+        if rows_ is None or not rows_.update(**self._row_values(data)):
             raise UpdateError
-        self._sign_in = None
+        self._written()
+
+    def touch(self) -> bool:
+        """Write activity and deadlines only; return whether the row still exists."""
+        rows = self._lookup(self.session_key)
+        return rows is not None and bool(rows.update(**self._touch_values()))
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -237,14 +450,15 @@ class SessionStore(SessionBase):
             self._has_row = False
             self._record = None
 
+    def flush(self) -> None:
+        super().flush()
+        self.key_renewed = True
+
     def cycle_key(self) -> None:
         """Give the session a new key, keeping its row, id and history."""
         data = self._session  # type: ignore[attr-defined]
-        rows = self._lookup(self.session_key)
-        new = self._get_new_session_key()
-        if rows is not None and self._rotated(
-            rows.update(key_hash=hash_key(new), **self._row_values(data)), new
-        ):
+        rows, new, values = self._cycle_update(data)
+        if rows is not None and self._rotated(rows.update(**values), new):
             return
         self._row_gone()
         self.create()
@@ -262,7 +476,12 @@ class SessionStore(SessionBase):
 
     async def aload(self) -> dict[str, Any]:
         rows = self._load_query()
-        return self._found([row async for row in rows] if rows is not None else [])
+        if rows is None:
+            return {}
+        found = [row async for row in rows]
+        if found:
+            return self._found(found)
+        return self._found_predecessor([row async for row in self._predecessor_query()])
 
     async def aexists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)
@@ -295,10 +514,24 @@ class SessionStore(SessionBase):
                 raise
             self._inserted(record)
             return
-        rows = self._lookup(self.session_key)
-        if rows is None or not await rows.aupdate(**self._row_values(data)):
+        if self._rotation_pending:
+            old = self.session_key
+            rows, new, values = self._interval_update(data)
+            if self._rotated(await rows.aupdate(**values), new):
+                return
+            if not await self._raced_rotation(old, new).aexists():
+                raise UpdateError
+            self._session_key = new
+            self.modified = True
+        rows_ = self._lookup(self.session_key)
+        if rows_ is None or not await rows_.aupdate(**self._row_values(data)):
             raise UpdateError
-        self._sign_in = None
+        self._written()
+
+    async def atouch(self) -> bool:
+        """Async twin of :meth:`touch`."""
+        rows = self._lookup(self.session_key)
+        return rows is not None and bool(await rows.aupdate(**self._touch_values()))
 
     async def adelete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -312,14 +545,15 @@ class SessionStore(SessionBase):
             self._has_row = False
             self._record = None
 
+    async def aflush(self) -> None:
+        await super().aflush()
+        self.key_renewed = True
+
     async def acycle_key(self) -> None:
         """Give the session a new key, keeping its row, id and history."""
         data = await self._aget_session()  # type: ignore[attr-defined]
-        rows = self._lookup(self.session_key)
-        new = self._get_new_session_key()
-        if rows is not None and self._rotated(
-            await rows.aupdate(key_hash=hash_key(new), **self._row_values(data)), new
-        ):
+        rows, new, values = self._cycle_update(data)
+        if rows is not None and self._rotated(await rows.aupdate(**values), new):
             return
         self._row_gone()
         await self.acreate()

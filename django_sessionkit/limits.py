@@ -1,0 +1,89 @@
+"""The limit on concurrent sessions per user (``SESSIONKIT_MAX_SESSIONS_PER_USER``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db import router
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from django_sessionkit.conf import conf
+from django_sessionkit.models import Session, SessionQuerySet
+
+if TYPE_CHECKING:
+    from django_sessionkit.backends.db import SessionStore
+
+LIMIT_MESSAGE = _(
+    "You are signed in on too many devices. Sign out on one of them first."
+)
+
+
+class SessionLimitReached(PermissionDenied):
+    """A sign-in refused because the user has the maximum number of sessions."""
+
+
+def _live_sessions(user: Any) -> SessionQuerySet:
+    now = timezone.now()
+    sessions = Session.objects.using(router.db_for_write(Session))
+    return sessions.filter(user_id=user.pk, expire_date__gt=now).exclude(
+        absolute_expire_date__lte=now
+    )
+
+
+def would_exceed(user: Any) -> bool:
+    """Whether a new sign-in of ``user`` would be refused (policy ``"deny"``).
+
+    For a friendly form error before signing in; the sign-in itself checks
+    again under a lock.
+    """
+    limit = conf.MAX_SESSIONS_PER_USER
+    return (
+        limit is not None
+        and conf.MAX_SESSIONS_POLICY == "deny"
+        and _live_sessions(user).count() >= limit
+    )
+
+
+def lock_user(user: Any) -> None:
+    """Serialise sign-ins of one user (inside a transaction), when limited."""
+    if conf.MAX_SESSIONS_PER_USER is None:
+        return
+    model = get_user_model()
+    users = model._default_manager.using(router.db_for_write(model))
+    list(users.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+
+
+def _others(session: SessionStore, user: Any) -> SessionQuerySet:
+    rows = _live_sessions(user)
+    record = session.record
+    return rows.exclude(pk=record.pk) if record is not None else rows
+
+
+def denied(session: SessionStore, user: Any) -> bool:
+    """Whether policy ``"deny"`` refuses this sign-in of ``user``."""
+    limit = conf.MAX_SESSIONS_PER_USER
+    return (
+        limit is not None
+        and conf.MAX_SESSIONS_POLICY == "deny"
+        and _others(session, user).count() >= limit
+    )
+
+
+def evict_oldest(session: SessionStore, user: Any, request: HttpRequest) -> None:
+    """Under policy ``"evict_oldest"``, revoke the least recently active others."""
+    limit = conf.MAX_SESSIONS_PER_USER
+    if limit is None or conf.MAX_SESSIONS_POLICY != "evict_oldest":
+        return
+    others = _others(session, user)
+    excess = others.count() + 1 - limit
+    if excess <= 0:
+        return
+    from django_sessionkit.revocation import revoke_session
+
+    oldest = others.order_by("last_seen_at", "pk").values_list("pk", flat=True)
+    for pk in list(oldest[:excess]):
+        revoke_session(pk, reason="limit", request=request)

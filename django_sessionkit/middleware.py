@@ -1,0 +1,324 @@
+"""The session policy middleware.
+
+Place ``django_sessionkit.middleware.SessionKitMiddleware`` after
+``AuthenticationMiddleware`` (and after ``MessageMiddleware``, so that the
+"your session expired" message can be shown). On every request it:
+
+- ends a session that passed its idle or absolute deadline (row deleted,
+  ``SessionEvent`` written, ``session_expired`` sent) and sends the browser to
+  ``LOGIN_URL`` (HTML) or answers 401 (JSON);
+- handles a previous key that came back after its grace window (an anomaly);
+- writes activity at most once per ``SESSIONKIT_ACTIVITY_RESOLUTION``, never
+  for passive requests;
+- rotates the key when due (interval, privilege change);
+- marks responses that set or delete the session cookie ``no-store``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext_lazy as _
+
+from django_sessionkit import policy
+from django_sessionkit.backends.db import SessionStore
+from django_sessionkit.conf import conf
+from django_sessionkit.events import Kind, Subject, aemit, emit
+from django_sessionkit.models import Session
+from django_sessionkit.receivers import current_session, sessionkit_store
+from django_sessionkit.revocation import (
+    aexpire_session,
+    arevoke_session,
+    expire_session,
+    revoke_session,
+)
+
+EXPIRED_MESSAGES = {
+    "idle": _("You were signed out after a period of inactivity."),
+    "absolute": _("Your session reached its maximum length. Please sign in again."),
+}
+STALE_KEY = "stale_key"
+
+
+@dataclass(frozen=True)
+class State:
+    """What the request phase learnt, for the response phase."""
+
+    store: SessionStore
+    record: Session
+    policy: policy.Policy
+    now: datetime
+
+
+def wants_json(request: HttpRequest) -> bool:
+    """Whether the client asked for JSON rather than a page."""
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        return True
+    preferred = request.get_preferred_type(["text/html", "application/json"])
+    return preferred == "application/json"
+
+
+def expired_response(request: HttpRequest, reason: str) -> HttpResponseBase:
+    """Sign-in page with a message (HTML), or 401 with a JSON body."""
+    if wants_json(request):
+        return JsonResponse({"error": "session_expired", "reason": reason}, status=401)
+    messages.warning(request, EXPIRED_MESSAGES[reason], fail_silently=True)
+    return redirect_to_login(request.get_full_path(), str(settings.LOGIN_URL))
+
+
+def is_passive(request: HttpRequest) -> bool:
+    """Whether the request must not extend the idle deadline."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and getattr(match.func, "sessionkit_passive", False):
+        return True
+    return any(pattern.match(request.path_info) for pattern in _passive_patterns())
+
+
+def _passive_patterns() -> list[re.Pattern[str]]:
+    # re caches compiled patterns, so this costs little per request.
+    return [re.compile(pattern) for pattern in conf.PASSIVE_URLS]
+
+
+def _forget(request: HttpRequest, store: SessionStore) -> None:
+    """The row is gone: make this request anonymous too."""
+    store.forget()
+    request.user = AnonymousUser()
+
+
+def _rotation_due(state: State) -> str | None:
+    record, interval = state.record, state.policy.rotate_interval
+    if record.rotate_due:
+        return "privilege"
+    since = record.rotated_at or record.authenticated_at
+    if interval is not None and since is not None and since + interval <= state.now:
+        return "interval"
+    return None
+
+
+def _activity_due(state: State) -> bool:
+    resolution = conf.ACTIVITY_RESOLUTION
+    last = state.record.last_seen_at
+    return resolution is None or last is None or state.now - last >= resolution
+
+
+class SessionKitMiddleware:
+    """Enforce the session policy; sync and async."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], HttpResponseBase]
+        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
+    ) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    # -- Shared decisions ------------------------------------------------------
+
+    def _live_state(self, request: HttpRequest, store: SessionStore) -> State | None:
+        record = store._record
+        if record is None or record.user_id is None:
+            return None
+        return State(
+            store, record, policy.resolve(request, request.user), timezone.now()
+        )
+
+    @staticmethod
+    def _plan_response(request: HttpRequest, state: State) -> str | None:
+        """Set the deadlines for the next write; return a rotation reason."""
+        store = state.store
+        if store.key_renewed or store._record is None:
+            return None  # signed in, out or rotated by the view itself
+        passive = is_passive(request)
+        active_at = state.now if not passive and _activity_due(state) else None
+        store.set_policy_deadlines(state.policy, now=state.now, active_at=active_at)
+        return None if passive else _rotation_due(state)
+
+    @staticmethod
+    def _hygiene(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        store = sessionkit_store(request)
+        if store is not None:
+            # The conditions under which SessionMiddleware, which runs after
+            # us on the way out, sets or deletes the session cookie.
+            empty = store.is_empty()
+            deletes = settings.SESSION_COOKIE_NAME in request.COOKIES and empty
+            sets = (
+                not empty
+                and (store.modified or settings.SESSION_SAVE_EVERY_REQUEST)
+                and response.status_code < 500
+            )
+            if deletes or sets:
+                add_never_cache_headers(response)
+        if (
+            getattr(request, "sessionkit_signed_out", False)
+            and conf.CLEAR_SITE_DATA_ON_LOGOUT
+        ):
+            response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+        return response
+
+    # -- Sync path ---------------------------------------------------------------
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        store = sessionkit_store(request)
+        if store is None:
+            return self.get_response(request)
+        token = current_session.set(store)
+        try:
+            response = self._before(request, store)
+            if response is None:
+                response = self.get_response(request)  # type: ignore[assignment]
+                self._after(request, store)
+        finally:
+            current_session.reset(token)
+        assert response is not None
+        return self._hygiene(request, response)
+
+    def _before(
+        self, request: HttpRequest, store: SessionStore
+    ) -> HttpResponseBase | None:
+        store._get_session()  # type: ignore[attr-defined]
+        ended = store.ended_record
+        if ended is not None:
+            return self._ended(request, store, ended, store.ended_reason or "idle")
+        state = self._live_state(request, store)
+        if state is None:
+            return None
+        reason = policy.expiry_reason(
+            state.policy,
+            authenticated_at=state.record.authenticated_at,
+            active_at=state.record.last_seen_at,
+            now=state.now,
+        )
+        if reason is not None:
+            expire_session(state.record, reason=reason, request=request)
+            _forget(request, store)
+            return expired_response(request, reason)
+        request.sessionkit_state = state  # type: ignore[attr-defined]
+        return None
+
+    def _ended(
+        self, request: HttpRequest, store: SessionStore, record: Session, reason: str
+    ) -> HttpResponseBase | None:
+        if reason == STALE_KEY:
+            emit(Kind.ANOMALY, [Subject.of(record)], reason=reason, request=request)
+            if conf.ON_STALE_KEY == "revoke":
+                revoke_session(record, reason=reason, request=request)
+            return None
+        if record.user_id is None:
+            return None  # an anonymous session simply ends
+        expire_session(record, reason=reason, request=request)
+        _forget(request, store)
+        return expired_response(request, reason)
+
+    def _after(self, request: HttpRequest, store: SessionStore) -> None:
+        state: State | None = getattr(request, "sessionkit_state", None)
+        if state is None:
+            return
+        rotation = self._plan_response(request, state)
+        if rotation == "privilege":
+            store.cycle_key()
+        elif rotation == "interval":
+            store.schedule_rotation()
+        if rotation is not None:
+            emit(
+                Kind.ROTATE,
+                [Subject.of(state.record)],
+                reason=rotation,
+                request=request,
+            )
+        elif not store.modified and store._active_at is not None:
+            store.touch()
+
+    # -- Async path --------------------------------------------------------------
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        store = sessionkit_store(request)
+        if store is None:
+            return await self.get_response(request)  # type: ignore[misc, no-any-return]
+        token = current_session.set(store)
+        try:
+            response = await self._abefore(request, store)
+            if response is None:
+                response = await self.get_response(request)  # type: ignore[misc]
+                await self._aafter(request, store)
+        finally:
+            current_session.reset(token)
+        assert response is not None
+        return self._hygiene(request, response)
+
+    async def _abefore(
+        self, request: HttpRequest, store: SessionStore
+    ) -> HttpResponseBase | None:
+        await store._aget_session()  # type: ignore[attr-defined]
+        ended = store.ended_record
+        if ended is not None:
+            return await self._aended(
+                request, store, ended, store.ended_reason or "idle"
+            )
+        if policy.get_policy_callable() is policy.default_policy:
+            state = self._live_state(request, store)
+        else:
+            # A site's policy may read the user from the database.
+            state = await sync_to_async(self._live_state)(request, store)
+        if state is None:
+            return None
+        reason = policy.expiry_reason(
+            state.policy,
+            authenticated_at=state.record.authenticated_at,
+            active_at=state.record.last_seen_at,
+            now=state.now,
+        )
+        if reason is not None:
+            await aexpire_session(state.record, reason=reason, request=request)
+            _forget(request, store)
+            return expired_response(request, reason)
+        request.sessionkit_state = state  # type: ignore[attr-defined]
+        return None
+
+    async def _aended(
+        self, request: HttpRequest, store: SessionStore, record: Session, reason: str
+    ) -> HttpResponseBase | None:
+        if reason == STALE_KEY:
+            subject = await Subject.aof(record)
+            await aemit(Kind.ANOMALY, [subject], reason=reason, request=request)
+            if conf.ON_STALE_KEY == "revoke":
+                await arevoke_session(record, reason=reason, request=request)
+            return None
+        if record.user_id is None:
+            return None
+        await aexpire_session(record, reason=reason, request=request)
+        _forget(request, store)
+        return expired_response(request, reason)
+
+    async def _aafter(self, request: HttpRequest, store: SessionStore) -> None:
+        state: State | None = getattr(request, "sessionkit_state", None)
+        if state is None:
+            return
+        rotation = self._plan_response(request, state)
+        if rotation == "privilege":
+            await store.acycle_key()
+        elif rotation == "interval":
+            store.schedule_rotation()
+        if rotation is not None:
+            subject = await Subject.aof(state.record)
+            await aemit(Kind.ROTATE, [subject], reason=rotation, request=request)
+        elif not store.modified and store._active_at is not None:
+            await store.atouch()
