@@ -107,10 +107,20 @@ def _rotation_due(state: State) -> str | None:
     return None
 
 
-def _activity_due(state: State) -> bool:
+def record_activity(request: HttpRequest) -> None:
+    """Make this request write activity now, whatever the resolution."""
+    request.sessionkit_activity = True  # type: ignore[attr-defined]
+
+
+def _activity_due(request: HttpRequest, state: State) -> bool:
     resolution = conf.ACTIVITY_RESOLUTION
     last = state.record.last_seen_at
-    return resolution is None or last is None or state.now - last >= resolution
+    return (
+        getattr(request, "sessionkit_activity", False)
+        or resolution is None
+        or last is None
+        or state.now - last >= resolution
+    )
 
 
 class SessionKitMiddleware:
@@ -146,7 +156,7 @@ class SessionKitMiddleware:
         if store.key_renewed or store._record is None:
             return None  # signed in, out or rotated by the view itself
         passive = is_passive(request)
-        active_at = state.now if not passive and _activity_due(state) else None
+        active_at = state.now if not passive and _activity_due(request, state) else None
         store.set_policy_deadlines(state.policy, now=state.now, active_at=active_at)
         return None if passive else _rotation_due(state)
 
@@ -322,3 +332,20 @@ class SessionKitMiddleware:
             await aemit(Kind.ROTATE, [subject], reason=rotation, request=request)
         elif not store.modified and store._active_at is not None:
             await store.atouch()
+
+
+def session_deadlines(request: HttpRequest) -> policy.Deadlines | None:
+    """The deadlines of the request's signed-in session, as this request leaves
+    them: extended when the request counts as activity, else as stored.
+
+    ``None`` for an anonymous request or without the middleware.
+    """
+    state: State | None = getattr(request, "sessionkit_state", None)
+    if state is None or state.record.authenticated_at is None:
+        return None
+    active = state.record.last_seen_at
+    if not is_passive(request) and _activity_due(request, state):
+        active = state.now
+    return policy.deadlines(
+        state.policy, authenticated_at=state.record.authenticated_at, active_at=active
+    )

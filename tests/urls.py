@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import aauthenticate, alogin, authenticate, login, logout
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import path
+from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 
@@ -57,6 +57,7 @@ def nothing(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("sessions/", include("django_sessionkit.urls")),
     path("login/", sync_login),
     path("alogin/", async_login),
     path("logout/", sync_logout),

@@ -1,0 +1,46 @@
+"""Views for the browser side of the policy: keep-alive and status."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from django_sessionkit.decorators import passive
+from django_sessionkit.middleware import record_activity, session_deadlines
+
+
+def _deadlines_response(request: HttpRequest) -> JsonResponse:
+    deadlines = session_deadlines(request)
+    if deadlines is None:
+        return JsonResponse({"error": "not_signed_in"}, status=401)
+    return JsonResponse(
+        {
+            "now": timezone.now().isoformat(),
+            "idle_deadline": deadlines.idle.isoformat() if deadlines.idle else None,
+            "absolute_deadline": (
+                deadlines.absolute.isoformat() if deadlines.absolute else None
+            ),
+        }
+    )
+
+
+@never_cache
+@require_POST
+def keep_alive(request: HttpRequest) -> JsonResponse:
+    """Extend the idle deadline now ("Stay signed in"); CSRF-protected POST.
+
+    Never past the absolute deadline. Answers the new deadlines as JSON, or
+    401 when the session is no longer signed in.
+    """
+    record_activity(request)
+    return _deadlines_response(request)
+
+
+@never_cache
+@require_GET
+@passive
+def status(request: HttpRequest) -> JsonResponse:
+    """The session's deadlines, without extending them (a passive request)."""
+    return _deadlines_response(request)
