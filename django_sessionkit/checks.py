@@ -8,17 +8,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
-from django_sessionkit.conf import STORE_IP_CHOICES, conf
+from django_sessionkit.conf import (
+    DURATION_SETTINGS,
+    MAX_SESSIONS_POLICY_CHOICES,
+    ON_STALE_KEY_CHOICES,
+    STORE_IP_CHOICES,
+    conf,
+)
 
 TAG = "sessionkit"
 ENGINES = ("django_sessionkit.backends.db",)
+MIDDLEWARE = "django_sessionkit.middleware.SessionKitMiddleware"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+# Durations that may be zero (the others must be positive when set).
+_ZERO_ALLOWED = {"ACTIVITY_RESOLUTION", "ROTATE_GRACE", "IDLE_WARNING"}
+_BOOLEANS = ("REVOKE_OTHERS_ON_PASSWORD_CHANGE", "CLEAR_SITE_DATA_ON_LOGOUT")
 
 
 # Header names are ASCII tokens (RFC 9110); letters, digits, "-" and "_".
@@ -29,18 +42,34 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _imported(path: str, attribute: str | None = None) -> Any:
+    """The object at ``path`` (a module, or ``module.attribute``), or None."""
+    try:
+        if attribute is None:
+            return import_string(path)
+        return getattr(import_module(path), attribute, None)
+    except Exception:  # any failure to import means "not that object"
+        return None
+
+
+def _is_subclass(value: object, base: type) -> bool:
+    return isinstance(value, type) and issubclass(value, base)
+
+
+def uses_sessionkit_engine() -> bool:
+    from django_sessionkit.backends.db import SessionStore
+
+    return _is_subclass(
+        _imported(settings.SESSION_ENGINE, "SessionStore"), SessionStore
+    )
+
+
 @register(TAG)
 def check_session_engine(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    from django_sessionkit.backends.db import SessionStore
-
     engine = settings.SESSION_ENGINE
-    try:
-        store = getattr(import_module(engine), "SessionStore", None)
-    except Exception:  # any failure to import means "not our store"
-        store = None
-    if isinstance(store, type) and issubclass(store, SessionStore):
+    if uses_sessionkit_engine():
         return []
     return [
         Warning(
@@ -122,6 +151,150 @@ def check_settings(
     return errors
 
 
+def _duration_errors() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in DURATION_SETTINGS:
+        value = getattr(conf, name)
+        if value is None:
+            continue
+        floor = "zero or more" if name in _ZERO_ALLOWED else "more than zero"
+        if not isinstance(value, timedelta) or (
+            value < timedelta(0) if name in _ZERO_ALLOWED else value <= timedelta(0)
+        ):
+            errors.append(
+                Error(
+                    f"SESSIONKIT_{name} must be a timedelta or a number of "
+                    f"seconds, {floor}, or None; not {value!r}.",
+                    hint=f"For example SESSIONKIT_{name} = timedelta(minutes=30), "
+                    "or None to switch it off.",
+                    id="sessionkit.E007",
+                )
+            )
+    return errors
+
+
+def _choice_error(name: str, value: Any, choices: Sequence[str], id: str) -> Error:
+    return Error(
+        f"SESSIONKIT_{name} must be one of {', '.join(map(repr, choices))}, "
+        f"not {value!r}.",
+        id=id,
+    )
+
+
+@register(TAG)
+def check_policy_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    errors = _duration_errors()
+    if conf.POLICY is not None and not callable(_imported(str(conf.POLICY))):
+        errors.append(
+            Error(
+                f"SESSIONKIT_POLICY must be the dotted path of a callable "
+                f"(request, user) -> Policy; {conf.POLICY!r} cannot be imported "
+                "or is not callable.",
+                hint="Check the module and name, or remove the setting for "
+                "the default policy.",
+                id="sessionkit.E008",
+            )
+        )
+    errors.extend(_passive_url_errors())
+    if conf.ON_STALE_KEY not in ON_STALE_KEY_CHOICES:
+        errors.append(
+            _choice_error(
+                "ON_STALE_KEY",
+                conf.ON_STALE_KEY,
+                ON_STALE_KEY_CHOICES,
+                "sessionkit.E010",
+            )
+        )
+    limit = conf.MAX_SESSIONS_PER_USER
+    if limit is not None and (not _is_int(limit) or limit < 1):
+        errors.append(
+            Error(
+                f"SESSIONKIT_MAX_SESSIONS_PER_USER must be a whole number >= 1 or "
+                f"None, not {limit!r}.",
+                id="sessionkit.E011",
+            )
+        )
+    if conf.MAX_SESSIONS_POLICY not in MAX_SESSIONS_POLICY_CHOICES:
+        errors.append(
+            _choice_error(
+                "MAX_SESSIONS_POLICY",
+                conf.MAX_SESSIONS_POLICY,
+                MAX_SESSIONS_POLICY_CHOICES,
+                "sessionkit.E012",
+            )
+        )
+    for name in _BOOLEANS:
+        value = getattr(conf, name)
+        if not isinstance(value, bool):
+            errors.append(
+                Error(
+                    f"SESSIONKIT_{name} must be True or False, not {value!r}.",
+                    id="sessionkit.E013",
+                )
+            )
+    return errors
+
+
+def _passive_url_errors() -> list[CheckMessage]:
+    patterns = conf.PASSIVE_URLS
+    problem = None
+    if isinstance(patterns, str) or not isinstance(patterns, list | tuple):
+        problem = f"must be a list of regular expressions, not {patterns!r}"
+    else:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                problem = (
+                    f"holds {pattern!r}, which is not a regular expression ({exc})"
+                )
+                break
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"SESSIONKIT_PASSIVE_URLS {problem}.",
+            hint='For example SESSIONKIT_PASSIVE_URLS = [r"^/api/poll/"].',
+            id="sessionkit.E009",
+        )
+    ]
+
+
+@register(TAG)
+def check_middleware(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    from django.contrib.auth.middleware import AuthenticationMiddleware
+
+    from django_sessionkit.middleware import SessionKitMiddleware
+
+    if not uses_sessionkit_engine():
+        return []
+    classes = [_imported(path) for path in settings.MIDDLEWARE]
+    ours = [i for i, c in enumerate(classes) if _is_subclass(c, SessionKitMiddleware)]
+    auth = [
+        i for i, c in enumerate(classes) if _is_subclass(c, AuthenticationMiddleware)
+    ]
+    if ours and auth and ours[0] > auth[-1]:
+        return []
+    problem = (
+        "is missing from MIDDLEWARE"
+        if not ours
+        else "must come after AuthenticationMiddleware"
+    )
+    return [
+        Error(
+            f"{MIDDLEWARE} {problem}: without it idle and absolute timeouts, "
+            "key rotation and revocation on the next request are not enforced.",
+            hint=f'Put "{MIDDLEWARE}" in MIDDLEWARE after "{AUTH_MIDDLEWARE}" '
+            '(and after "django.contrib.messages.middleware.MessageMiddleware").',
+            id="sessionkit.E020",
+        )
+    ]
+
+
 @register(TAG, Tags.security, deploy=True)
 def check_session_cookie(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
@@ -163,4 +336,39 @@ def check_session_cookie(
                 id="sessionkit.W103",
             )
         )
+    warnings.extend(_host_prefix_warnings())
     return warnings
+
+
+def _host_prefix_warnings() -> list[CheckMessage]:
+    name = settings.SESSION_COOKIE_NAME
+    host_only = (
+        settings.SESSION_COOKIE_SECURE
+        and not settings.SESSION_COOKIE_DOMAIN
+        and settings.SESSION_COOKIE_PATH == "/"
+    )
+    if name.startswith("__Host-"):
+        if host_only:
+            return []
+        return [
+            Warning(
+                f"SESSION_COOKIE_NAME is {name!r}, but browsers accept a "
+                "__Host- cookie only with Secure, no Domain and Path=/; this "
+                "one would be rejected and nobody could sign in.",
+                hint="Set SESSION_COOKIE_SECURE = True, SESSION_COOKIE_DOMAIN "
+                '= None and SESSION_COOKIE_PATH = "/".',
+                id="sessionkit.W105",
+            )
+        ]
+    if not host_only:
+        return []
+    return [
+        Warning(
+            f"SESSION_COOKIE_NAME is {name!r}; with the __Host- prefix browsers "
+            "refuse the cookie from subdomains and plain HTTP, so it cannot be "
+            "planted or overwritten by them.",
+            hint='Set SESSION_COOKIE_NAME = "__Host-sessionid" (this signs '
+            "everybody out once).",
+            id="sessionkit.W104",
+        )
+    ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from io import StringIO
 from typing import Any
 
@@ -11,14 +12,22 @@ from django.test import override_settings
 
 from django_sessionkit.backends import db
 from django_sessionkit.checks import (
+    check_middleware,
+    check_policy_settings,
     check_session_cookie,
     check_session_engine,
     check_settings,
 )
+from django_sessionkit.conf import DURATION_SETTINGS
+from django_sessionkit.middleware import SessionKitMiddleware
 
 
 class SessionStore(db.SessionStore):
     """A project's own store built on ours: ``SESSION_ENGINE = "tests.test_checks"``."""
+
+
+class ProjectMiddleware(SessionKitMiddleware):
+    """A project's own subclass of the policy middleware."""
 
 
 def ids(messages: Sequence[checks.CheckMessage]) -> list[str]:
@@ -241,7 +250,11 @@ def test_session_cookie_samesite_none_without_secure_warns_on_deploy(
 
 
 def test_session_cookie_samesite_none_with_secure_ok() -> None:
-    with override_settings(SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_SECURE=True):
+    with override_settings(
+        SESSION_COOKIE_SAMESITE="None",
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_NAME="__Host-sessionid",
+    ):
         assert check_session_cookie() == []
 
 
@@ -323,3 +336,168 @@ def test_run_checks_sessionkit_tag_registered() -> None:
 def test_run_checks_test_settings_clean() -> None:
     assert our_ids(checks.run_checks()) == []
     assert our_ids(checks.run_checks(include_deployment_checks=True)) == []
+
+
+# -- E007-E013: policy settings --------------------------------------------------
+
+ZERO_ALLOWED = {"ACTIVITY_RESOLUTION", "ROTATE_GRACE", "IDLE_WARNING"}
+
+
+@pytest.mark.parametrize("name", DURATION_SETTINGS)
+@pytest.mark.parametrize("value", ["30", timedelta(seconds=-1), -5, True, [60]])
+def test_duration_setting_invalid_errors(name: str, value: Any) -> None:
+    with override_settings(**{f"SESSIONKIT_{name}": value}):
+        error = only(check_policy_settings(), "sessionkit.E007")
+    assert f"SESSIONKIT_{name}" in error.msg
+    assert error.hint
+
+
+@pytest.mark.parametrize("name", DURATION_SETTINGS)
+def test_duration_setting_zero(name: str) -> None:
+    with override_settings(**{f"SESSIONKIT_{name}": 0}):
+        found = ids(check_policy_settings())
+    assert found == ([] if name in ZERO_ALLOWED else ["sessionkit.E007"])
+
+
+@pytest.mark.parametrize("name", DURATION_SETTINGS)
+@pytest.mark.parametrize("value", [None, 90, 2.5, timedelta(hours=1)])
+def test_duration_setting_valid(name: str, value: Any) -> None:
+    with override_settings(**{f"SESSIONKIT_{name}": value}):
+        assert check_policy_settings() == []
+
+
+@pytest.mark.parametrize(
+    "value", ["tests.nowhere.policy", "tests.settings.SECRET_KEY", "", "nodots"]
+)
+def test_policy_setting_not_callable_errors(value: str) -> None:
+    with override_settings(SESSIONKIT_POLICY=value):
+        error = only(check_policy_settings(), "sessionkit.E008")
+    assert "SESSIONKIT_POLICY" in error.msg
+
+
+def test_policy_setting_callable_ok() -> None:
+    with override_settings(SESSIONKIT_POLICY="django_sessionkit.policy.default_policy"):
+        assert check_policy_settings() == []
+
+
+@pytest.mark.parametrize("value", [["("], [5], "^/poll/", None, {"^/poll/"}])
+def test_passive_urls_invalid_errors(value: Any) -> None:
+    with override_settings(SESSIONKIT_PASSIVE_URLS=value):
+        error = only(check_policy_settings(), "sessionkit.E009")
+    assert "SESSIONKIT_PASSIVE_URLS" in error.msg
+
+
+@pytest.mark.parametrize("value", [[], (), [r"^/poll/", r"/status$"]])
+def test_passive_urls_valid(value: Any) -> None:
+    with override_settings(SESSIONKIT_PASSIVE_URLS=value):
+        assert check_policy_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check_id"),
+    [
+        ("ON_STALE_KEY", "ignore", "sessionkit.E010"),
+        ("MAX_SESSIONS_PER_USER", 0, "sessionkit.E011"),
+        ("MAX_SESSIONS_PER_USER", "3", "sessionkit.E011"),
+        ("MAX_SESSIONS_PER_USER", True, "sessionkit.E011"),
+        ("MAX_SESSIONS_POLICY", "evict_newest", "sessionkit.E012"),
+        ("REVOKE_OTHERS_ON_PASSWORD_CHANGE", "yes", "sessionkit.E013"),
+        ("CLEAR_SITE_DATA_ON_LOGOUT", 1, "sessionkit.E013"),
+    ],
+)
+def test_policy_setting_invalid_errors(name: str, value: Any, check_id: str) -> None:
+    with override_settings(**{f"SESSIONKIT_{name}": value}):
+        error = only(check_policy_settings(), check_id)
+    assert f"SESSIONKIT_{name}" in error.msg
+    assert repr(value) in error.msg
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ON_STALE_KEY", "log"),
+        ("MAX_SESSIONS_PER_USER", 1),
+        ("MAX_SESSIONS_POLICY", "deny"),
+        ("REVOKE_OTHERS_ON_PASSWORD_CHANGE", False),
+        ("CLEAR_SITE_DATA_ON_LOGOUT", True),
+    ],
+)
+def test_policy_setting_valid(name: str, value: Any) -> None:
+    with override_settings(**{f"SESSIONKIT_{name}": value}):
+        assert check_policy_settings() == []
+
+
+# -- E020: the middleware ---------------------------------------------------------
+
+OURS = "django_sessionkit.middleware.SessionKitMiddleware"
+SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
+AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+@pytest.mark.parametrize(
+    "middleware", [[SESSIONS, AUTH], [SESSIONS, OURS, AUTH], [OURS, SESSIONS, AUTH]]
+)
+def test_middleware_missing_or_early_errors(middleware: list[str]) -> None:
+    with override_settings(MIDDLEWARE=middleware):
+        error = only(check_middleware(), "sessionkit.E020")
+    assert OURS in error.msg
+    assert AUTH in (error.hint or "")
+
+
+def test_middleware_after_auth_ok() -> None:
+    with override_settings(MIDDLEWARE=[SESSIONS, AUTH, OURS]):
+        assert check_middleware() == []
+
+
+def test_middleware_subclass_ok() -> None:
+    with override_settings(
+        MIDDLEWARE=[SESSIONS, AUTH, "tests.test_checks.ProjectMiddleware"]
+    ):
+        assert check_middleware() == []
+
+
+def test_middleware_not_required_with_other_engine() -> None:
+    with override_settings(
+        SESSION_ENGINE="django.contrib.sessions.backends.db",
+        MIDDLEWARE=[SESSIONS, AUTH],
+    ):
+        assert check_middleware() == []
+
+
+# -- W104, W105: the __Host- prefix ------------------------------------------------
+
+
+def test_host_prefix_suggested_when_possible() -> None:
+    with override_settings(SESSION_COOKIE_SECURE=True):
+        warning = only(check_session_cookie(), "sessionkit.W104")
+    assert "__Host-" in warning.msg
+    assert "__Host-sessionid" in (warning.hint or "")
+
+
+def test_host_prefix_not_suggested_without_secure() -> None:
+    with override_settings(SESSION_COOKIE_SECURE=False):
+        assert check_session_cookie() == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"SESSION_COOKIE_SECURE": False},
+        {"SESSION_COOKIE_SECURE": True, "SESSION_COOKIE_PATH": "/app/"},
+        {"SESSION_COOKIE_SECURE": True, "SESSION_COOKIE_DOMAIN": "example.com"},
+    ],
+)
+def test_host_prefix_that_browsers_reject_warns(extra: dict[str, Any]) -> None:
+    with override_settings(SESSION_COOKIE_NAME="__Host-sessionid", **extra):
+        found = ids(check_session_cookie())
+    assert "sessionkit.W105" in found
+    assert "sessionkit.W104" not in found
+
+
+@pytest.mark.django_db
+@override_settings(SESSION_COOKIE_SECURE=False, SESSION_COOKIE_HTTPONLY=False)
+def test_weak_secure_and_httponly_reported_by_django_deploy_checks() -> None:
+    # Django's own deploy checks cover these two; ours do not repeat them.
+    found = ids(checks.run_checks(include_deployment_checks=True))
+    assert "security.W012" in found
+    assert "security.W015" in found
