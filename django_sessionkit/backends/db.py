@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from django_sessionkit import client, policy
+from django_sessionkit import cleanup, client, policy
 from django_sessionkit.conf import conf
 from django_sessionkit.keys import (
     hash_key,
@@ -466,11 +466,9 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls) -> None:
-        """Delete expired sessions, ``SESSIONKIT_CLEANUP_BATCH_SIZE`` at a time."""
-        expired = cls._queryset().filter(cls._expired(timezone.now()))
-        batch = conf.CLEANUP_BATCH_SIZE
-        while ids := list(expired.values_list("pk", flat=True)[:batch]):
-            cls._queryset().filter(pk__in=ids).delete()
+        """Delete expired sessions and events past their retention, in batches."""
+        cleanup.delete_in_batches(cls._queryset().filter(cls._expired(timezone.now())))
+        cleanup.cleanup_events()
 
     # -- Async API -------------------------------------------------------------
 
@@ -561,8 +559,8 @@ class SessionStore(SessionBase):
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        """Delete expired sessions, ``SESSIONKIT_CLEANUP_BATCH_SIZE`` at a time."""
-        expired = cls._queryset().filter(cls._expired(timezone.now()))
-        batch = conf.CLEANUP_BATCH_SIZE
-        while ids := [pk async for pk in expired.values_list("pk", flat=True)[:batch]]:
-            await cls._queryset().filter(pk__in=ids).adelete()
+        """Async twin of :meth:`clear_expired`."""
+        await cleanup.adelete_in_batches(
+            cls._queryset().filter(cls._expired(timezone.now()))
+        )
+        await cleanup.acleanup_events()
