@@ -58,10 +58,15 @@ def successor(key: str) -> str:
     return _successor(key, settings.SECRET_KEY)
 
 
-def successor_hashes(key: str) -> set[str]:
-    """Hashes of the successors of ``key`` under the current and fallback keys.
+def matching_successor(key: str, key_hash: str) -> str | None:
+    """The successor of ``key`` whose hash is ``key_hash``, if there is one.
 
-    A rotation made just before a ``SECRET_KEY`` change is still recognised.
+    Successors under ``SECRET_KEY_FALLBACKS`` count too, so a rotation made
+    just before a ``SECRET_KEY`` change is still recognised.
     """
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return {hash_key(_successor(key, secret)) for secret in secrets}
+    for secret in secrets:
+        candidate = _successor(key, secret)
+        if hash_key(candidate) == key_hash:
+            return candidate
+    return None

@@ -245,15 +245,11 @@ class SessionKitMiddleware:
         rotation = self._plan_response(request, state)
         if rotation == "privilege":
             store.cycle_key()
+            subject = Subject.of(state.record)
+            emit(Kind.ROTATE, [subject], reason=rotation, request=request)
         elif rotation == "interval":
+            # The store records it if this request's save wins the rotation.
             store.schedule_rotation()
-        if rotation is not None:
-            emit(
-                Kind.ROTATE,
-                [Subject.of(state.record)],
-                reason=rotation,
-                request=request,
-            )
         elif not store.modified and store._active_at is not None:
             store.touch()
 
@@ -325,11 +321,10 @@ class SessionKitMiddleware:
         rotation = self._plan_response(request, state)
         if rotation == "privilege":
             await store.acycle_key()
-        elif rotation == "interval":
-            store.schedule_rotation()
-        if rotation is not None:
             subject = await Subject.aof(state.record)
             await aemit(Kind.ROTATE, [subject], reason=rotation, request=request)
+        elif rotation == "interval":
+            store.schedule_rotation()
         elif not store.modified and store._active_at is not None:
             await store.atouch()
 

@@ -23,8 +23,10 @@ from django.dispatch import Signal
 
 #: A session signed in (``reason="login"``).
 session_started = Signal()
-#: A session's key was rotated (``reason``: ``"login"``, ``"privilege"``,
-#: ``"password"``, ``"interval"`` or ``"explicit"``).
+#: A session's key was rotated (``reason``: ``"interval"``, ``"privilege"``, or
+#: the one given to ``rotate_session()``, ``"explicit"`` by default). The key
+#: changes of a sign-in and of ``update_session_auth_hash()`` belong to those
+#: happenings and are not reported again.
 session_rotated = Signal()
 #: A session passed a deadline (``reason``: ``"idle"`` or ``"absolute"``).
 session_expired = Signal()

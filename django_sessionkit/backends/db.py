@@ -30,12 +30,13 @@ from django.utils import timezone
 
 from django_sessionkit import cleanup, client, policy
 from django_sessionkit.conf import conf
+from django_sessionkit.events import Kind, Subject, aemit, emit
 from django_sessionkit.keys import (
     hash_key,
     is_well_formed,
+    matching_successor,
     new_key,
     successor,
-    successor_hashes,
 )
 from django_sessionkit.models import Session, SessionQuerySet
 
@@ -157,13 +158,14 @@ class SessionStore(SessionBase):
             and record.rotated_at is not None
             and timezone.now() <= record.rotated_at + grace
         )
-        if not in_grace or record.key_hash not in successor_hashes(presented):
+        current = matching_successor(presented, record.key_hash) if in_grace else None
+        if current is None:
             return self._end(record, "stale_key")
         # A request that raced the rotation, or whose response carrying the
         # new key was lost: continue with the successor and send it again.
         data = self._found(rows)
         if self._record is not None:
-            self._session_key = successor(presented)
+            self._session_key = current
             self.modified = True
         return data
 
@@ -423,6 +425,9 @@ class SessionStore(SessionBase):
             old = self.session_key
             rows, new, values = self._interval_update(data)
             if self._rotated(rows.update(**values), new):
+                # Only the request whose UPDATE rotated records it.
+                if self._record is not None:
+                    emit(Kind.ROTATE, [Subject.of(self._record)], reason="interval")
                 return
             if not self._raced_rotation(old, new).exists():
                 raise UpdateError
@@ -516,6 +521,9 @@ class SessionStore(SessionBase):
             old = self.session_key
             rows, new, values = self._interval_update(data)
             if self._rotated(await rows.aupdate(**values), new):
+                if self._record is not None:
+                    subject = await Subject.aof(self._record)
+                    await aemit(Kind.ROTATE, [subject], reason="interval")
                 return
             if not await self._raced_rotation(old, new).aexists():
                 raise UpdateError

@@ -1,0 +1,325 @@
+"""Signal receivers: sign-in rotation, password and privilege changes, users
+set inactive or deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.dispatch import Signal
+from django.http import HttpResponseBase
+from django.test import AsyncClient, Client
+
+from django_sessionkit.keys import hash_key
+from django_sessionkit.models import Session, SessionEvent
+from django_sessionkit.signals import session_revoked, session_rotated
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct horse"
+NEW_PASSWORD = "battery staple"
+COOKIE = settings.SESSION_COOKIE_NAME
+Kind = SessionEvent.Kind
+
+
+@pytest.fixture
+def alice() -> User:
+    return User.objects.create_user("alice", password=PASSWORD)
+
+
+@pytest.fixture
+def bob() -> User:
+    return User.objects.create_user("bob", password=PASSWORD)
+
+
+def sign_in(client: Client, path: str = "/login/", username: str = "alice") -> str:
+    response = client.post(path, {"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.content
+    return str(client.cookies[COOKIE].value)
+
+
+def signed_in_browsers(count: int, username: str = "alice") -> list[Client]:
+    browsers = [Client() for _ in range(count)]
+    for browser in browsers:
+        sign_in(browser, username=username)
+    return browsers
+
+
+def carrying(key: str) -> Client:
+    """A fresh browser presenting ``key``."""
+    client = Client()
+    client.cookies[COOKIE] = key
+    return client
+
+
+def user_of(response: HttpResponseBase) -> str:
+    assert response.status_code == 200, response.content
+    return str(response.json()["user"])  # type: ignore[attr-defined]
+
+
+def set_cookie(response: HttpResponseBase) -> str | None:
+    """The session key the response sets, or ``None`` when it sets none."""
+    morsel = response.cookies.get(COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+def key_of(client: Client) -> str:
+    return str(client.cookies[COOKIE].value)
+
+
+def row_of(client: Client) -> Session:
+    return Session.objects.get(key_hash=hash_key(key_of(client)))
+
+
+@contextmanager
+def captured(signal: Signal) -> Iterator[list[dict[str, Any]]]:
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        received.append(kwargs)
+
+    signal.connect(receiver, weak=False)
+    try:
+        yield received
+    finally:
+        signal.disconnect(receiver)
+
+
+def events(kind: str) -> list[SessionEvent]:
+    return list(SessionEvent.objects.filter(kind=kind).order_by("pk"))
+
+
+# -- Every sign-in rotates the key ------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/login/", "/alogin/"])
+def test_sign_in_again_as_same_user_rotates_key(
+    client: Client, alice: User, path: str
+) -> None:
+    first = sign_in(client, path)
+    row = Session.objects.get()
+    second = sign_in(client, path)
+    assert second != first
+    again = Session.objects.get()
+    assert again.pk == row.pk
+    assert again.key_hash == hash_key(second)
+    assert user_of(carrying(first).get("/peek/")) == ""
+    assert user_of(client.get("/peek/")) == "alice"
+
+
+async def test_alogin_again_as_same_user_rotates_key(alice: User) -> None:
+    client = AsyncClient()
+    keys = []
+    for _ in range(2):
+        response = await client.post(
+            "/alogin/", {"username": "alice", "password": PASSWORD}
+        )
+        assert response.status_code == 200
+        keys.append(client.cookies[COOKIE].value)
+    assert keys[0] != keys[1]
+    row = await Session.objects.aget()
+    assert row.key_hash == hash_key(keys[1])
+    stale = AsyncClient()
+    stale.cookies[COOKIE] = keys[0]
+    assert user_of(await stale.get("/peek/")) == ""
+    assert user_of(await client.get("/peek/")) == "alice"
+
+
+@pytest.mark.parametrize("path", ["/login/", "/alogin/"])
+def test_sign_in_of_anonymous_session_keeps_row(
+    client: Client, alice: User, path: str
+) -> None:
+    client.get("/put/?basket=3")
+    anonymous = Session.objects.get()
+    old = key_of(client)
+    new = sign_in(client, path)
+    assert new != old
+    row = Session.objects.get()
+    assert row.pk == anonymous.pk
+    assert row.user == alice
+    assert row.key_hash == hash_key(new)
+    assert client.get("/peek/").json()["data"]["basket"] == "3"
+    assert carrying(old).get("/peek/").json() == {"user": "", "data": {}}
+
+
+# -- Password change ----------------------------------------------------------------
+
+
+@pytest.mark.urls("tests.urls_rotation")
+@pytest.mark.parametrize("path", ["/password/", "/apassword/"])
+def test_password_change_keeps_current_and_revokes_others(
+    alice: User, bob: User, path: str
+) -> None:
+    current, other, another = signed_in_browsers(3)
+    [bobs] = signed_in_browsers(1, username="bob")
+    row = row_of(current)
+    old = key_of(current)
+    others = [row_of(other).pk, row_of(another).pk]
+    with captured(session_revoked) as revoked:
+        response = current.post(path, {"password": NEW_PASSWORD})
+    assert response.status_code == 200
+    new = set_cookie(response)
+    assert new is not None and new != old
+    assert user_of(current.get("/peek/")) == "alice"
+    assert row_of(current).pk == row.pk
+    assert user_of(carrying(old).get("/peek/")) == ""
+    assert list(Session.objects.filter(user=alice)) == [row_of(current)]
+    assert user_of(other.get("/peek/")) == ""
+    assert user_of(another.get("/peek/")) == ""
+    revokes = events(Kind.REVOKE)
+    assert sorted(e.session_id for e in revokes) == sorted(others)
+    assert {e.reason for e in revokes} == {"password_change"}
+    assert sorted(r["session_id"] for r in revoked) == sorted(others)
+    # Nobody else's sessions are touched.
+    assert user_of(bobs.get("/peek/")) == "bob"
+
+
+@pytest.mark.urls("tests.urls_rotation")
+def test_password_change_without_revoking_others(alice: User, settings: Any) -> None:
+    settings.SESSIONKIT_REVOKE_OTHERS_ON_PASSWORD_CHANGE = False
+    current, other = signed_in_browsers(2)
+    other_row = row_of(other)
+    response = current.post("/password/", {"password": NEW_PASSWORD})
+    assert response.status_code == 200
+    assert user_of(current.get("/peek/")) == "alice"
+    assert not events(Kind.REVOKE)
+    # The other row stays until its next request, when Django itself signs
+    # it out: its session hash no longer matches the password.
+    assert Session.objects.filter(user=alice).count() == 2
+    assert Session.objects.filter(pk=other_row.pk).exists()
+    assert user_of(other.get("/peek/")) == ""
+    assert not Session.objects.filter(pk=other_row.pk).exists()
+    assert user_of(current.get("/peek/")) == "alice"
+
+
+@pytest.mark.urls("tests.urls_rotation")
+def test_password_change_of_another_user_revokes_all_theirs(
+    alice: User, bob: User
+) -> None:
+    browsers = signed_in_browsers(2)
+    [admin] = signed_in_browsers(1, username="bob")
+    response = admin.post("/password-of/alice/", {"password": NEW_PASSWORD})
+    assert response.status_code == 200
+    assert not Session.objects.filter(user=alice).exists()
+    assert len(events(Kind.REVOKE)) == 2
+    assert [user_of(b.get("/peek/")) for b in browsers] == ["", ""]
+    assert user_of(admin.get("/peek/")) == "bob"
+
+
+def test_password_change_outside_request_revokes_all(alice: User) -> None:
+    browsers = signed_in_browsers(2)
+    alice.set_password(NEW_PASSWORD)
+    alice.save()
+    assert not Session.objects.exists()
+    assert {e.reason for e in events(Kind.REVOKE)} == {"password_change"}
+    assert len(events(Kind.REVOKE)) == 2
+    assert [user_of(b.get("/peek/")) for b in browsers] == ["", ""]
+
+
+def test_save_without_password_change_revokes_nothing(alice: User) -> None:
+    browsers = signed_in_browsers(2)
+    alice.first_name = "Alice"
+    alice.save()
+    assert Session.objects.count() == 2
+    assert not events(Kind.REVOKE)
+    assert [user_of(b.get("/peek/")) for b in browsers] == ["alice", "alice"]
+
+
+# -- Privilege change -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["is_staff", "is_superuser"])
+def test_privilege_change_rotates_every_session_at_next_request(
+    alice: User, bob: User, field: str
+) -> None:
+    browsers = signed_in_browsers(2)
+    [bobs] = signed_in_browsers(1, username="bob")
+    bobs_key = key_of(bobs)
+    rows = {row_of(b).pk: key_of(b) for b in browsers}
+    # Changed elsewhere: another request, the admin, a shell.
+    elsewhere = User.objects.get(pk=alice.pk)
+    setattr(elsewhere, field, True)
+    with captured(session_rotated) as rotated:
+        elsewhere.save()
+        assert not events(Kind.ROTATE)
+        assert set(Session.objects.filter(rotate_due=True)) == {
+            Session.objects.get(pk=pk) for pk in rows
+        }
+        for browser in browsers:
+            old = key_of(browser)
+            response = browser.get("/peek/")
+            assert user_of(response) == "alice"
+            new = set_cookie(response)
+            assert new is not None and new != old
+            assert user_of(carrying(old).get("/peek/")) == ""
+    assert {row_of(b).pk for b in browsers} == set(rows)
+    assert not Session.objects.filter(rotate_due=True).exists()
+    # Rotated once: the next requests keep their new keys.
+    for browser in browsers:
+        response = browser.get("/peek/")
+        assert user_of(response) == "alice"
+        assert set_cookie(response) is None
+    rotations = events(Kind.ROTATE)
+    assert sorted(e.session_id for e in rotations) == sorted(rows)
+    assert {e.reason for e in rotations} == {"privilege"}
+    assert sorted(r["session_id"] for r in rotated) == sorted(rows)
+    assert key_of(bobs) == bobs_key
+    assert set_cookie(bobs.get("/peek/")) is None
+
+
+def test_privilege_revoked_also_rotates(alice: User) -> None:
+    alice.is_staff = True
+    alice.save()
+    [browser] = signed_in_browsers(1)
+    old = key_of(browser)
+    elsewhere = User.objects.get(pk=alice.pk)
+    elsewhere.is_staff = False
+    elsewhere.save()
+    response = browser.get("/peek/")
+    assert user_of(response) == "alice"
+    assert set_cookie(response) not in (None, old)
+
+
+def test_save_without_privilege_change_does_not_rotate(alice: User) -> None:
+    [browser] = signed_in_browsers(1)
+    elsewhere = User.objects.get(pk=alice.pk)
+    elsewhere.is_staff = elsewhere.is_staff
+    elsewhere.last_name = "Liddell"
+    elsewhere.save()
+    assert not Session.objects.filter(rotate_due=True).exists()
+    response = browser.get("/peek/")
+    assert user_of(response) == "alice"
+    assert set_cookie(response) is None
+
+
+# -- Users set inactive or deleted ----------------------------------------------
+
+
+def test_inactive_user_loses_all_sessions(alice: User, bob: User) -> None:
+    browsers = signed_in_browsers(2)
+    [bobs] = signed_in_browsers(1, username="bob")
+    ids = sorted(row_of(b).pk for b in browsers)
+    elsewhere = User.objects.get(pk=alice.pk)
+    elsewhere.is_active = False
+    with captured(session_revoked) as revoked:
+        elsewhere.save()
+    assert not Session.objects.filter(user=alice).exists()
+    revokes = events(Kind.REVOKE)
+    assert sorted(e.session_id for e in revokes) == ids
+    assert {(e.reason, e.user_id) for e in revokes} == {("inactive", alice.pk)}
+    assert sorted(r["session_id"] for r in revoked) == ids
+    assert [user_of(b.get("/peek/")) for b in browsers] == ["", ""]
+    assert user_of(bobs.get("/peek/")) == "bob"
+
+
+def test_deleting_user_removes_sessions(alice: User, bob: User) -> None:
+    browsers = signed_in_browsers(2)
+    [bobs] = signed_in_browsers(1, username="bob")
+    User.objects.get(pk=alice.pk).delete()
+    assert list(Session.objects.all()) == [row_of(bobs)]
+    assert [user_of(b.get("/peek/")) for b in browsers] == ["", ""]
+    assert user_of(bobs.get("/peek/")) == "bob"
