@@ -52,6 +52,16 @@ class Deadlines:
         present = [d for d in (self.idle, self.absolute) if d is not None]
         return min(present) if present else None
 
+    def passed(self, now: datetime) -> str | None:
+        """``"idle"`` or ``"absolute"``: the deadline that passed first by ``now``."""
+        idle_passed = self.idle is not None and self.idle <= now
+        absolute_passed = self.absolute is not None and self.absolute <= now
+        if idle_passed and (
+            not absolute_passed or self.idle < self.absolute  # type: ignore[operator]
+        ):
+            return "idle"
+        return "absolute" if absolute_passed else None
+
 
 def default_policy(request: HttpRequest, user: Any) -> Policy:
     """The policy of the ``SESSIONKIT_*`` settings, with "remember me"."""
@@ -112,11 +122,7 @@ def expiry_reason(
     if active_at is None or active_at > now + CLOCK_SKEW:
         return "idle"
     limits = deadlines(policy, authenticated_at=authenticated_at, active_at=active_at)
-    if limits.absolute is not None and limits.absolute <= now:
-        return "absolute"
-    if limits.idle is not None and limits.idle <= now:
-        return "idle"
-    return None
+    return limits.passed(now)
 
 
 def remember_me(request: HttpRequest, remember: bool = True) -> None:
@@ -136,3 +142,7 @@ def remember_me(request: HttpRequest, remember: bool = True) -> None:
     session.set_remember_me(remember)
     now = timezone.now()
     session.set_policy_deadlines(resolve(request, request.user), now=now, active_at=now)
+    # The cookie must last until the absolute deadline, even when that is
+    # later than SESSION_COOKIE_AGE; without one, SESSION_COOKIE_AGE applies.
+    absolute = session.deadlines.absolute if session.deadlines is not None else None
+    session.set_expiry(absolute if remember else None)

@@ -15,6 +15,7 @@ contract of ``django.contrib.sessions.backends.db`` and adds:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,8 +24,9 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
+from django.db.models.query import RawQuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -46,6 +48,19 @@ _INTERRUPTED = (
 )
 
 
+@functools.cache
+def _load_sql(model: type[Session], using: str) -> str:
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(str(field.column)) for field in model._meta.concrete_fields
+    )
+    table = quote(model._meta.db_table)
+    key_hash = quote(str(model._meta.get_field("key_hash").column))
+    limit = connection.ops.limit_offset_sql(0, 1)
+    return f"SELECT {columns} FROM {table} WHERE {key_hash} = %s {limit}"  # noqa: S608
+
+
 @dataclass(frozen=True)
 class SignIn:
     """What is recorded when a session signs in."""
@@ -65,6 +80,7 @@ class SessionStore(SessionBase):
         self._record: Session | None = None
         self._has_row = False
         self._sign_in: SignIn | None = None
+        self._signed_in_at: datetime | None = None
         # Set by the policy middleware (or a sign-in) for the next write.
         self._deadlines: policy.Deadlines | None = None
         self._active_at: datetime | None = None
@@ -107,14 +123,21 @@ class SessionStore(SessionBase):
         assert session_key is not None
         return self._queryset().filter(key_hash=hash_key(session_key))
 
-    def _load_query(self) -> SessionQuerySet | None:
-        # The simplest query the unique index answers; deadlines are checked
-        # against the application's clock in _found().
-        rows = self._lookup(self.session_key)
-        if rows is None:
+    def _load_query(self) -> RawQuerySet[Session] | None:
+        # The one query on the path of every request: the unique index on
+        # key_hash answers it, the deadlines are checked against the
+        # application's clock in _found(), and it is written as SQL once per
+        # database so that no request pays for building it.
+        session_key = self.session_key
+        if not is_well_formed(session_key):
             self._session_key = None
             return None
-        return rows[:1]
+        assert session_key is not None
+        model = self.get_model_class()
+        using = router.db_for_write(model)
+        return model.objects.db_manager(using).raw(
+            _load_sql(model, using), [hash_key(session_key)]
+        )
 
     def _predecessor_query(self) -> SessionQuerySet:
         # Only after a miss: is the presented key a session's previous key?
@@ -140,9 +163,10 @@ class SessionStore(SessionBase):
             return self._end(None, None)
         now = timezone.now()
         if not self.is_live(record, now):
-            absolute = record.absolute_expire_date
-            passed = "absolute" if absolute is not None and absolute <= now else "idle"
-            return self._end(record, passed)
+            deadlines = policy.Deadlines(
+                idle=record.expire_date, absolute=record.absolute_expire_date
+            )
+            return self._end(record, deadlines.passed(now) or "idle")
         self._record = record
         self._has_row = True
         return self.decode(record.session_data)
@@ -218,6 +242,8 @@ class SessionStore(SessionBase):
         )
 
     def _written(self) -> None:
+        if self._sign_in is not None:
+            self._signed_in_at = self._sign_in.at
         self._sign_in = None
         self._rotation_pending = False
 
@@ -324,10 +350,17 @@ class SessionStore(SessionBase):
         self._active_at = active_at
 
     @property
+    def deadlines(self) -> policy.Deadlines | None:
+        """The deadlines the next write records, when a policy set them."""
+        return self._deadlines
+
+    @property
     def authenticated_at(self) -> datetime | None:
         """When the session signed in, as recorded or about to be."""
         if self._sign_in is not None:
             return self._sign_in.at
+        if self._signed_in_at is not None:
+            return self._signed_in_at
         return self._record.authenticated_at if self._record is not None else None
 
     @property
