@@ -1,8 +1,10 @@
 """Per-request cost of a session store: time, SQL statements and writes.
 
 Runs a signed-in, read-only request (session loaded, user looked up, nothing
-changed) through Django's real middleware stack, against each engine, in one
-process and one run:
+changed) through Django's real middleware stack, in one process and one run:
+Django's ``db`` engine with ``SessionMiddleware``, and ours with
+``SessionKitMiddleware`` enforcing the whole default policy (idle and
+absolute timeouts, activity every 60 s, rotation every 15 minutes):
 
     python bench/requests.py                 # SQLite (a file in a temp dir)
     python bench/requests.py --postgres      # PostgreSQL from PG* variables
@@ -21,9 +23,17 @@ import tempfile
 import time
 from pathlib import Path
 
+DJANGO_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+#: label -> (SESSION_ENGINE, MIDDLEWARE)
 ENGINES = {
-    "django db": "django.contrib.sessions.backends.db",
-    "sessionkit db": "django_sessionkit.backends.db",
+    "django db": ("django.contrib.sessions.backends.db", DJANGO_MIDDLEWARE),
+    "sessionkit db": (
+        "django_sessionkit.backends.db",
+        [*DJANGO_MIDDLEWARE, "django_sessionkit.middleware.SessionKitMiddleware"],
+    ),
 }
 
 
@@ -58,10 +68,7 @@ def configure(postgres: bool, workdir: str) -> None:
             "django.contrib.sessions",
             "django_sessionkit",
         ],
-        MIDDLEWARE=[
-            "django.contrib.sessions.middleware.SessionMiddleware",
-            "django.contrib.auth.middleware.AuthenticationMiddleware",
-        ],
+        MIDDLEWARE=DJANGO_MIDDLEWARE,
         ROOT_URLCONF=__name__,
         DATABASES={"default": database},
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
@@ -103,8 +110,8 @@ def run(requests: int, warmup: int, background: int) -> list[dict[str, object]]:
     user.set_password("bench")
     user.save()
     clients = {}
-    for label, engine in ENGINES.items():
-        with override_settings(SESSION_ENGINE=engine):
+    for label, (engine, middleware) in ENGINES.items():
+        with override_settings(SESSION_ENGINE=engine, MIDDLEWARE=middleware):
             store_class = __import__(engine, fromlist=["SessionStore"]).SessionStore
             for _ in range(background):  # other visitors' sessions
                 other = store_class()
