@@ -48,9 +48,14 @@ def would_exceed(user: Any) -> bool:
     )
 
 
+def active() -> bool:
+    """Whether a session limit is configured."""
+    return conf.MAX_SESSIONS_PER_USER is not None
+
+
 def lock_user(user: Any) -> None:
     """Serialise sign-ins of one user (inside a transaction), when limited."""
-    if conf.MAX_SESSIONS_PER_USER is None:
+    if not active():
         return
     model = get_user_model()
     users = model._default_manager.using(router.db_for_write(model))

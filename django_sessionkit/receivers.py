@@ -46,9 +46,11 @@ def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
             if not session.key_renewed:
                 # Django keeps the key when the same user signs in again.
                 session.cycle_key()
-            # Linked to its user now, inside the lock, so that simultaneous
-            # sign-ins count each other.
-            session.save()
+            if limits.active() or session.record is None:
+                # Linked to its user now, inside the lock, so that
+                # simultaneous sign-ins count each other (and with an id for
+                # the event); otherwise the response's save does it.
+                session.save()
             limits.evict_oldest(session, user, request)
     if denied:
         session.flush()
