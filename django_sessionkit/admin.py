@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from django_sessionkit.models import Device, Session, SessionEvent
+from django_sessionkit.revocation import revoke_session, revoke_sessions
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Any]
@@ -35,6 +39,11 @@ class ReadOnlyAdmin(_ModelAdmin):
 
 @admin.register(Session)
 class SessionAdmin(ReadOnlyAdmin):
+    """Signing out or deleting sessions here revokes them through the
+    revocation API: the same effect and audit trail as every other door."""
+
+    actions = ("revoke_selected",)
+
     list_select_related = ("user",)
     extra_search_fields = ("ip",)
     date_hierarchy = "created_at"
@@ -68,6 +77,32 @@ class SessionAdmin(ReadOnlyAdmin):
             "ip",
             "user_agent",
         )
+
+    @admin.action(
+        description=_("Sign out the selected sessions"), permissions=["delete"]
+    )
+    def revoke_selected(
+        self, request: HttpRequest, queryset: QuerySet[Session]
+    ) -> None:
+        count = revoke_sessions(queryset, reason="admin", by=request.user)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)s session was signed out.",
+                "%(count)s sessions were signed out.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Session) -> None:
+        revoke_session(obj, reason="admin", by=request.user, request=request)
+
+    def delete_queryset(
+        self, request: HttpRequest, queryset: QuerySet[Session]
+    ) -> None:
+        revoke_sessions(queryset, reason="admin", by=request.user)
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Any = None

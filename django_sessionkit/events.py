@@ -92,6 +92,39 @@ def _signal_kwargs(
     }
 
 
+def write(
+    kind: str,
+    subjects: Iterable[Subject],
+    *,
+    reason: str,
+    by: Any = None,
+    request: HttpRequest | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Write one event per subject."""
+    SessionEvent.objects.bulk_create(
+        [
+            _event(kind, s, reason=reason, by=by, request=request, detail=detail)
+            for s in subjects
+        ]
+    )
+
+
+def send(
+    kind: str,
+    subjects: Iterable[Subject],
+    *,
+    reason: str,
+    by: Any = None,
+    request: HttpRequest | None = None,
+) -> None:
+    """Send the kind's signal (if it has one) for each subject."""
+    signal = SIGNALS.get(kind)
+    if signal is not None:
+        for subject in subjects:
+            signal.send(sender=Session, **_signal_kwargs(subject, reason, by, request))
+
+
 def emit(
     kind: str,
     subjects: Iterable[Subject],
@@ -103,16 +136,8 @@ def emit(
 ) -> None:
     """Write one event per subject, then send the kind's signal for each."""
     subjects = list(subjects)
-    SessionEvent.objects.bulk_create(
-        [
-            _event(kind, s, reason=reason, by=by, request=request, detail=detail)
-            for s in subjects
-        ]
-    )
-    signal = SIGNALS.get(kind)
-    if signal is not None:
-        for subject in subjects:
-            signal.send(sender=Session, **_signal_kwargs(subject, reason, by, request))
+    write(kind, subjects, reason=reason, by=by, request=request, detail=detail)
+    send(kind, subjects, reason=reason, by=by, request=request)
 
 
 async def aemit(

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import router
+from django.db import router, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from django_sessionkit import events
 from django_sessionkit.conf import conf
-from django_sessionkit.events import Kind, Subject, aemit, emit
+from django_sessionkit.events import Kind, Subject, aemit
 from django_sessionkit.models import Session, SessionQuerySet
 
 
@@ -28,7 +30,7 @@ def _pk(session: Session | int) -> int:
     return session.pk if isinstance(session, Session) else session
 
 
-def _batches(rows: SessionQuerySet) -> SessionQuerySet:
+def _batches(rows: QuerySet[Session]) -> QuerySet[Session]:
     return rows.select_related("user").order_by("pk")[: conf.CLEANUP_BATCH_SIZE]
 
 
@@ -39,9 +41,15 @@ def _end(
     by: Any,
     request: HttpRequest | None,
 ) -> int:
-    deleted, _ = _sessions().filter(pk__in=[r.pk for r in records]).delete()
+    subjects = [Subject.of(r) for r in records]
+    rows = _sessions().filter(pk__in=[r.pk for r in records])
+    # The rows and their events go together, or neither does.
+    with transaction.atomic(using=rows.db):
+        deleted, _ = rows.delete()
+        if deleted:
+            events.write(kind, subjects, reason=reason, by=by, request=request)
     if deleted:
-        emit(kind, map(Subject.of, records), reason=reason, by=by, request=request)
+        events.send(kind, subjects, reason=reason, by=by, request=request)
     return deleted
 
 
@@ -59,14 +67,14 @@ async def _aend(
     return deleted
 
 
-def _end_all(rows: SessionQuerySet, kind: str, reason: str, by: Any) -> int:
+def _end_all(rows: QuerySet[Session], kind: str, reason: str, by: Any) -> int:
     total = 0
     while records := list(_batches(rows)):
         total += _end(records, kind, reason, by, None)
     return total
 
 
-async def _aend_all(rows: SessionQuerySet, kind: str, reason: str, by: Any) -> int:
+async def _aend_all(rows: QuerySet[Session], kind: str, reason: str, by: Any) -> int:
     total = 0
     while records := [r async for r in _batches(rows)]:
         total += await _aend(records, kind, reason, by, None)
@@ -110,6 +118,11 @@ def revoke_user_sessions(
     return _end_all(rows, Kind.REVOKE, reason, by)
 
 
+def revoke_sessions(rows: QuerySet[Session], *, reason: str, by: Any = None) -> int:
+    """Revoke the sessions of a queryset (the admin's selection, say)."""
+    return _end_all(rows, Kind.REVOKE, reason, by)
+
+
 def revoke_all_sessions(*, reason: str, by: Any = None) -> int:
     """Revoke every session of every user; return how many."""
     return _end_all(_sessions().all(), Kind.REVOKE, reason, by)
@@ -148,6 +161,13 @@ async def arevoke_user_sessions(
     rows = _sessions().filter(user_id=user.pk)
     if except_session is not None:
         rows = rows.exclude(pk=_pk(except_session))
+    return await _aend_all(rows, Kind.REVOKE, reason, by)
+
+
+async def arevoke_sessions(
+    rows: QuerySet[Session], *, reason: str, by: Any = None
+) -> int:
+    """Async twin of :func:`revoke_sessions`."""
     return await _aend_all(rows, Kind.REVOKE, reason, by)
 
 

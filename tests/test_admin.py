@@ -1,0 +1,105 @@
+"""The admin door: staff sign sessions out through the revocation API."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from django_sessionkit.models import Session, SessionEvent
+from django_sessionkit.signals import session_revoked
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct horse"
+
+
+def signed_in(username: str) -> tuple[Client, str]:
+    User.objects.create_user(username, password=PASSWORD)
+    client = Client()
+    assert (
+        client.post("/login/", {"username": username, "password": PASSWORD}).status_code
+        == 200
+    )
+    return client, client.cookies["sessionid"].value
+
+
+@pytest.fixture
+def staff() -> Client:
+    User.objects.create_superuser("root", password=PASSWORD)
+    client = Client()
+    client.post("/login/", {"username": "root", "password": PASSWORD})
+    return client
+
+
+def test_admin_action_revokes_selected(staff: Client) -> None:
+    victim, key = signed_in("alice")
+    other, _ = signed_in("bob")
+    target = Session.objects.get(user__username="alice")
+    received: list[dict[str, object]] = []
+
+    def receiver(**kwargs: object) -> None:
+        received.append(kwargs)
+
+    session_revoked.connect(receiver)
+    try:
+        response = staff.post(
+            "/admin/sessionkit/session/",
+            {"action": "revoke_selected", "_selected_action": [target.pk]},
+            follow=True,
+        )
+    finally:
+        session_revoked.disconnect(receiver)
+    assert response.status_code == 200
+    assert "1 session was signed out." in response.content.decode()
+    assert not Session.objects.filter(pk=target.pk).exists()
+    event = SessionEvent.objects.get(kind="revoke")
+    assert (event.session_id, event.reason, event.actor.username) == (
+        target.pk,
+        "admin",
+        "root",
+    )  # type: ignore[union-attr]
+    assert [r["session_id"] for r in received] == [target.pk]
+    assert victim.get("/peek/").json()["user"] == ""
+    assert other.get("/peek/").json()["user"] == "bob"
+    assert key not in response.content.decode()
+
+
+def test_admin_delete_goes_through_revocation(staff: Client) -> None:
+    signed_in("alice")
+    target = Session.objects.get(user__username="alice")
+    response = staff.post(
+        f"/admin/sessionkit/session/{target.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not Session.objects.filter(pk=target.pk).exists()
+    assert SessionEvent.objects.filter(
+        kind="revoke", reason="admin", session_id=target.pk
+    ).exists()
+
+
+def test_admin_bulk_delete_goes_through_revocation(staff: Client) -> None:
+    signed_in("alice")
+    signed_in("bob")
+    ids = list(
+        Session.objects.exclude(user__username="root").values_list("pk", flat=True)
+    )
+    response = staff.post(
+        "/admin/sessionkit/session/",
+        {"action": "delete_selected", "_selected_action": ids, "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert Session.objects.filter(user__username="root").count() == 1
+    assert SessionEvent.objects.filter(kind="revoke", reason="admin").count() == 2
+
+
+def test_admin_pages_never_show_keys(staff: Client) -> None:
+    _, key = signed_in("alice")
+    target = Session.objects.get(user__username="alice")
+    for url in (
+        "/admin/sessionkit/session/",
+        f"/admin/sessionkit/session/{target.pk}/change/",
+    ):
+        page = staff.get(url).content.decode()
+        assert key not in page
+        assert target.key_hash not in page
