@@ -29,6 +29,7 @@ demo: $(VENV)/.installed-base
 	$(PY) manage.py runserver 127.0.0.1:8000
 
 test: $(VENV)/.installed-test
+	scripts/ensure-chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 conformance: $(VENV)/.installed-test

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.management.utils import get_random_secret_key
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "demo.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -91,6 +93,17 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_ENGINE = "django_sessionkit.backends.db"
+
+# Short limits, so that the deadlines in the header visibly count down and the
+# idle warning comes after a few minutes of doing nothing. "Remember me" at
+# sign-in switches to the longer pair.
+SESSIONKIT_IDLE_TIMEOUT = timedelta(minutes=5)
+SESSIONKIT_IDLE_WARNING = timedelta(minutes=1)
+SESSIONKIT_ABSOLUTE_TIMEOUT = timedelta(hours=1)
+SESSIONKIT_REMEMBER_ME_IDLE_TIMEOUT = timedelta(days=1)
+SESSIONKIT_REMEMBER_ME_ABSOLUTE_TIMEOUT = timedelta(days=7)
+# Every page load counts as activity after 10 seconds (default: 60).
+SESSIONKIT_ACTIVITY_RESOLUTION = timedelta(seconds=10)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"django.contrib.auth.password_validation.{name}"}

@@ -71,10 +71,14 @@ def wants_json(request: HttpRequest) -> bool:
 
 
 def expired_response(request: HttpRequest, reason: str) -> HttpResponseBase:
-    """Sign-in page with a message (HTML), or 401 with a JSON body."""
+    """Sign-in page with a message (HTML), or 401 with a JSON body.
+
+    The message is stored either way: a script that receives the 401 sends
+    the browser to the sign-in page, which then says why.
+    """
+    messages.warning(request, EXPIRED_MESSAGES[reason], fail_silently=True)
     if wants_json(request):
         return JsonResponse({"error": "session_expired", "reason": reason}, status=401)
-    messages.warning(request, EXPIRED_MESSAGES[reason], fail_silently=True)
     return redirect_to_login(request.get_full_path(), str(settings.LOGIN_URL))
 
 

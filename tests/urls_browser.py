@@ -1,0 +1,96 @@
+"""Pages with the idle warning, for the template tag and browser tests.
+
+Templates are strings here, so the tests need no template directory. Every
+response carries a strict Content-Security-Policy, as a careful site would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template import RequestContext, Template
+from django.urls import path
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.static import serve
+
+import django_sessionkit
+from tests import urls
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+STATIC_ROOT = Path(django_sessionkit.__file__).resolve().parent / "static"
+
+LOGIN_PAGE = Template(
+    "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+    "<title>Sign in</title></head><body><h1>Sign in</h1>"
+    "<form method='post'>{% csrf_token %}{{ form }}"
+    "<input type='hidden' name='next' value='{{ next }}'>"
+    "<button type='submit'>Sign in</button></form></body></html>"
+)
+PAGE = Template(
+    "{% load sessionkit %}<!DOCTYPE html><html lang='en'><head>"
+    "<meta charset='utf-8'><title>Page</title></head><body><h1>Page</h1>"
+    "<p>Idle: <span id='idle' data-sessionkit-countdown='idle'></span></p>"
+    "<p>Absolute: <span id='absolute' data-sessionkit-countdown='absolute'>"
+    "</span></p><p><input id='text' aria-label='Text'></p>"
+    "{% sessionkit_idle_warning logout_url='/logout/' %}</body></html>"
+)
+TAG = Template("{% load sessionkit %}{% sessionkit_idle_warning %}")
+DEADLINES = Template(
+    "{% load sessionkit %}{% sessionkit_deadlines as d %}"
+    "{{ d.idle|date:'c' }}|{{ d.absolute|date:'c' }}"
+)
+
+
+def render(request: HttpRequest, page: Template, **context: object) -> HttpResponse:
+    response = HttpResponse(page.render(RequestContext(request, context)))
+    response.headers["Content-Security-Policy"] = CSP
+    return response
+
+
+def sign_in(request: HttpRequest) -> HttpResponse:
+    """Django's authentication form, posted from the browser."""
+    next_url = request.POST.get("next") or request.GET.get("next") or "/page/"
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}):
+        next_url = "/page/"
+    form = AuthenticationForm(request, data=request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        login(request, form.get_user())
+        return HttpResponseRedirect(next_url)
+    return render(request, LOGIN_PAGE, form=form, next=next_url)
+
+
+@login_required
+def page(request: HttpRequest) -> HttpResponse:
+    return render(request, PAGE)
+
+
+def tag(request: HttpRequest) -> HttpResponse:
+    return render(request, TAG)
+
+
+def deadlines(request: HttpRequest) -> HttpResponse:
+    return render(request, DEADLINES)
+
+
+def static(request: HttpRequest, path: str) -> HttpResponse:
+    response = serve(request, path, document_root=STATIC_ROOT)
+    response.headers["Content-Security-Policy"] = CSP
+    return response
+
+
+urlpatterns = [
+    path("signin/", sign_in),
+    path("page/", page),
+    path("tag/", tag),
+    path("deadlines/", deadlines),
+    path("static/<path:path>", static),
+    *urls.urlpatterns,
+]
