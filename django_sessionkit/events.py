@@ -80,6 +80,21 @@ def _event(
     )
 
 
+def _events(
+    kind: str,
+    subjects: Iterable[Subject],
+    *,
+    reason: str,
+    by: Any,
+    request: HttpRequest | None,
+    detail: dict[str, Any] | None,
+) -> list[SessionEvent]:
+    return [
+        _event(kind, s, reason=reason, by=by, request=request, detail=detail)
+        for s in subjects
+    ]
+
+
 def _signal_kwargs(
     subject: Subject, reason: str, by: Any, request: HttpRequest | None
 ) -> dict[str, Any]:
@@ -103,10 +118,7 @@ def write(
 ) -> None:
     """Write one event per subject."""
     SessionEvent.objects.bulk_create(
-        [
-            _event(kind, s, reason=reason, by=by, request=request, detail=detail)
-            for s in subjects
-        ]
+        _events(kind, subjects, reason=reason, by=by, request=request, detail=detail)
     )
 
 
@@ -152,10 +164,7 @@ async def aemit(
     """Async twin of :func:`emit`."""
     subjects = list(subjects)
     await SessionEvent.objects.abulk_create(
-        [
-            _event(kind, s, reason=reason, by=by, request=request, detail=detail)
-            for s in subjects
-        ]
+        _events(kind, subjects, reason=reason, by=by, request=request, detail=detail)
     )
     signal = SIGNALS.get(kind)
     if signal is not None:

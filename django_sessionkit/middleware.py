@@ -61,6 +61,15 @@ class State:
     policy: policy.Policy
     now: datetime
 
+    def expiry_reason(self) -> str | None:
+        """Whether the policy ends the session now: ``"idle"``, ``"absolute"``."""
+        return policy.expiry_reason(
+            self.policy,
+            authenticated_at=self.record.authenticated_at,
+            active_at=self.record.last_seen_at,
+            now=self.now,
+        )
+
 
 def wants_json(request: HttpRequest) -> bool:
     """Whether the client asked for JSON rather than a page."""
@@ -215,12 +224,7 @@ class SessionKitMiddleware:
         state = self._live_state(request, store)
         if state is None:
             return None
-        reason = policy.expiry_reason(
-            state.policy,
-            authenticated_at=state.record.authenticated_at,
-            active_at=state.record.last_seen_at,
-            now=state.now,
-        )
+        reason = state.expiry_reason()
         if reason is not None:
             expire_session(state.record, reason=reason, request=request)
             _forget(request, store)
@@ -290,12 +294,7 @@ class SessionKitMiddleware:
             state = await sync_to_async(self._live_state)(request, store)
         if state is None:
             return None
-        reason = policy.expiry_reason(
-            state.policy,
-            authenticated_at=state.record.authenticated_at,
-            active_at=state.record.last_seen_at,
-            now=state.now,
-        )
+        reason = state.expiry_reason()
         if reason is not None:
             await aexpire_session(state.record, reason=reason, request=request)
             _forget(request, store)

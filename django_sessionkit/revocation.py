@@ -81,6 +81,13 @@ async def _aend_all(rows: QuerySet[Session], kind: str, reason: str, by: Any) ->
     return total
 
 
+def _user_rows(user: Any, except_session: Session | int | None) -> SessionQuerySet:
+    rows = _sessions().filter(user_id=user.pk)
+    if except_session is not None:
+        rows = rows.exclude(pk=_pk(except_session))
+    return rows
+
+
 def _one(session: Session | int) -> SessionQuerySet:
     return _sessions().select_related("user").filter(pk=_pk(session))
 
@@ -112,10 +119,7 @@ def revoke_user_sessions(
     by: Any = None,
 ) -> int:
     """Revoke every session of ``user`` but ``except_session``; return how many."""
-    rows = _sessions().filter(user_id=user.pk)
-    if except_session is not None:
-        rows = rows.exclude(pk=_pk(except_session))
-    return _end_all(rows, Kind.REVOKE, reason, by)
+    return _end_all(_user_rows(user, except_session), Kind.REVOKE, reason, by)
 
 
 def revoke_sessions(rows: QuerySet[Session], *, reason: str, by: Any = None) -> int:
@@ -158,10 +162,7 @@ async def arevoke_user_sessions(
     by: Any = None,
 ) -> int:
     """Async twin of :func:`revoke_user_sessions`."""
-    rows = _sessions().filter(user_id=user.pk)
-    if except_session is not None:
-        rows = rows.exclude(pk=_pk(except_session))
-    return await _aend_all(rows, Kind.REVOKE, reason, by)
+    return await _aend_all(_user_rows(user, except_session), Kind.REVOKE, reason, by)
 
 
 async def arevoke_sessions(
