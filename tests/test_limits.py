@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -11,7 +10,6 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection
 from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
@@ -21,17 +19,13 @@ from django_sessionkit import limits
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_revoked, session_started
+from tests.helpers import postgresql_only, together
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 Kind = SessionEvent.Kind
-
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="real concurrency needs PostgreSQL (SESSIONKIT_TEST_DATABASE=postgres)",
-)
 
 
 @pytest.fixture
@@ -280,31 +274,6 @@ def test_would_exceed(alice: User, limited: Callable[[int, str | None], None]) -
 
 
 # -- Atomic under concurrency ---------------------------------------------------
-
-
-def together(clients: list[Client], act: Callable[[Client], Any]) -> list[Any]:
-    """Run ``act`` on every client, each in its own thread, released at once."""
-    barrier = threading.Barrier(len(clients))
-    results: list[Any] = [None] * len(clients)
-    errors: list[BaseException] = []
-
-    def work(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = act(clients[index])
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(clients))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
-    return results
 
 
 LIMIT = 3

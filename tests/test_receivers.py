@@ -11,12 +11,12 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.dispatch import Signal
-from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_revoked, session_rotated
+from tests.helpers import carrying, set_cookie, user_of
 
 pytestmark = pytest.mark.django_db
 
@@ -47,24 +47,6 @@ def signed_in_browsers(count: int, username: str = "alice") -> list[Client]:
     for browser in browsers:
         sign_in(browser, username=username)
     return browsers
-
-
-def carrying(key: str) -> Client:
-    """A fresh browser presenting ``key``."""
-    client = Client()
-    client.cookies[COOKIE] = key
-    return client
-
-
-def user_of(response: HttpResponseBase) -> str:
-    assert response.status_code == 200, response.content
-    return str(response.json()["user"])  # type: ignore[attr-defined]
-
-
-def set_cookie(response: HttpResponseBase) -> str | None:
-    """The session key the response sets, or ``None`` when it sets none."""
-    morsel = response.cookies.get(COOKIE)
-    return morsel.value if morsel is not None and morsel.value else None
 
 
 def key_of(client: Client) -> str:

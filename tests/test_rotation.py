@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -12,9 +11,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection
 from django.dispatch import Signal
-from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
@@ -22,17 +19,13 @@ from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.keys import hash_key, successor
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_anomaly, session_revoked, session_rotated
+from tests.helpers import carrying, postgresql_only, set_cookie, together, user_of
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 Kind = SessionEvent.Kind
-
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="real concurrency needs PostgreSQL (SESSIONKIT_TEST_DATABASE=postgres)",
-)
 
 
 @pytest.fixture
@@ -44,24 +37,6 @@ def sign_in(client: Client, path: str = "/login/") -> str:
     response = client.post(path, {"username": "alice", "password": PASSWORD})
     assert response.status_code == 200, response.content
     return str(client.cookies[COOKIE].value)
-
-
-def carrying(key: str) -> Client:
-    """A fresh browser presenting ``key``."""
-    client = Client()
-    client.cookies[COOKIE] = key
-    return client
-
-
-def user_of(response: HttpResponseBase) -> str:
-    assert response.status_code == 200, response.content
-    return str(response.json()["user"])  # type: ignore[attr-defined]
-
-
-def set_cookie(response: HttpResponseBase) -> str | None:
-    """The session key the response sets, or ``None`` when it sets none."""
-    morsel = response.cookies.get(COOKIE)
-    return morsel.value if morsel is not None and morsel.value else None
 
 
 def sha256(key: str) -> str:
@@ -400,31 +375,6 @@ def test_previous_key_within_grace_after_secret_key_change(
 
 
 # -- Concurrency ----------------------------------------------------------------
-
-
-def together(clients: list[Client], act: Callable[[Client], Any]) -> list[Any]:
-    """Run ``act`` on every client, each in its own thread, released at once."""
-    barrier = threading.Barrier(len(clients))
-    results: list[Any] = [None] * len(clients)
-    errors: list[BaseException] = []
-
-    def work(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = act(clients[index])
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(clients))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
-    return results
 
 
 @postgresql_only

@@ -1,0 +1,64 @@
+"""Small helpers shared by the test modules."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponseBase
+from django.test import Client
+
+COOKIE = settings.SESSION_COOKIE_NAME
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="real concurrency needs PostgreSQL (SESSIONKIT_TEST_DATABASE=postgres)",
+)
+
+
+def carrying(key: str) -> Client:
+    """A fresh browser presenting ``key``."""
+    client = Client()
+    client.cookies[COOKIE] = key
+    return client
+
+
+def user_of(response: HttpResponseBase) -> str:
+    """The user ``/peek/`` answered for ("" when anonymous)."""
+    assert response.status_code == 200, response.content
+    return str(response.json()["user"])  # type: ignore[attr-defined]
+
+
+def set_cookie(response: HttpResponseBase) -> str | None:
+    """The session key the response sets, or ``None`` when it sets none."""
+    morsel = response.cookies.get(COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+def together(clients: list[Client], act: Callable[[Client], Any]) -> list[Any]:
+    """Run ``act`` on every client, each in its own thread, released at once."""
+    barrier = threading.Barrier(len(clients))
+    results: list[Any] = [None] * len(clients)
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = act(clients[index])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    return results
