@@ -286,8 +286,9 @@ def check_middleware(
     )
     return [
         Error(
-            f"{MIDDLEWARE} {problem}: without it idle and absolute timeouts, "
-            "key rotation and revocation on the next request are not enforced.",
+            f"{MIDDLEWARE} {problem}: without it activity never extends a "
+            "signed-in session, expired sessions end without telling why, and "
+            "keys are not rotated on schedule or on privilege changes.",
             hint=f'Put "{MIDDLEWARE}" in MIDDLEWARE after "{AUTH_MIDDLEWARE}" '
             '(and after "django.contrib.messages.middleware.MessageMiddleware").',
             id="sessionkit.E020",

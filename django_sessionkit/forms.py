@@ -27,7 +27,7 @@ class AuthenticationForm(auth_forms.AuthenticationForm):
 
     def confirm_login_allowed(self, user: Any) -> None:
         super().confirm_login_allowed(user)
-        if limits.would_exceed(user):
+        if limits.would_exceed(user, self.request):
             raise ValidationError(
                 self.error_messages["session_limit"], code="session_limit"
             )

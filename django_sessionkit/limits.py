@@ -34,18 +34,21 @@ def _live_sessions(user: Any) -> SessionQuerySet:
     )
 
 
-def would_exceed(user: Any) -> bool:
+def would_exceed(user: Any, request: HttpRequest | None = None) -> bool:
     """Whether a new sign-in of ``user`` would be refused (policy ``"deny"``).
 
     For a friendly form error before signing in; the sign-in itself checks
-    again under a lock.
+    again under a lock. The session of ``request``, which the sign-in would
+    reuse, does not count.
     """
     limit = conf.MAX_SESSIONS_PER_USER
-    return (
-        limit is not None
-        and conf.MAX_SESSIONS_POLICY == "deny"
-        and _live_sessions(user).count() >= limit
-    )
+    if limit is None or conf.MAX_SESSIONS_POLICY != "deny":
+        return False
+    rows = _live_sessions(user)
+    current = getattr(getattr(request, "session", None), "record", None)
+    if isinstance(current, Session):
+        rows = rows.exclude(pk=current.pk)
+    return rows.count() >= limit
 
 
 def active() -> bool:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from django_sessionkit.conf import conf
@@ -61,6 +62,16 @@ class Deadlines:
         ):
             return "idle"
         return "absolute" if absolute_passed else None
+
+
+def utc_iso(value: datetime | None) -> str | None:
+    """``value`` in UTC as ISO 8601 (a naive value is in the current time
+    zone), so that browsers compare times in one zone whatever ``USE_TZ``."""
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    return value.astimezone(UTC).isoformat()
 
 
 def default_policy(request: HttpRequest, user: Any) -> Policy:
@@ -132,8 +143,6 @@ def remember_me(request: HttpRequest, remember: bool = True) -> None:
     Call it in the sign-in view, after ``login()``, when the visitor ticked
     the box.
     """
-    from django.utils import timezone
-
     from django_sessionkit.backends.db import SessionStore
 
     session = request.session

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from django_sessionkit.decorators import passive
 from django_sessionkit.middleware import record_activity, session_deadlines
+from django_sessionkit.policy import utc_iso
 
 
 def _deadlines_response(request: HttpRequest) -> JsonResponse:
@@ -17,11 +18,9 @@ def _deadlines_response(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "not_signed_in"}, status=401)
     return JsonResponse(
         {
-            "now": timezone.now().isoformat(),
-            "idle_deadline": deadlines.idle.isoformat() if deadlines.idle else None,
-            "absolute_deadline": (
-                deadlines.absolute.isoformat() if deadlines.absolute else None
-            ),
+            "now": utc_iso(timezone.now()),
+            "idle_deadline": utc_iso(deadlines.idle),
+            "absolute_deadline": utc_iso(deadlines.absolute),
         }
     )
 

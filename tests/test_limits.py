@@ -16,6 +16,7 @@ from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from django_sessionkit import limits
+from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_revoked, session_started
@@ -339,3 +340,24 @@ def test_authentication_form_reports_limit_as_form_error(settings: Any) -> None:
     assert form.errors.as_data()["__all__"][0].code == "session_limit"
     settings.SESSIONKIT_MAX_SESSIONS_POLICY = "evict_oldest"
     assert AuthenticationForm(request, data=data).is_valid()
+
+
+def test_authentication_form_does_not_count_the_browsers_own_session(
+    settings: Any,
+) -> None:
+    from django_sessionkit.forms import AuthenticationForm
+
+    settings.SESSIONKIT_MAX_SESSIONS_PER_USER = 1
+    settings.SESSIONKIT_MAX_SESSIONS_POLICY = "deny"
+    User.objects.create_user("dave", password=PASSWORD)
+    data = {"username": "dave", "password": PASSWORD}
+    browser = Client()
+    assert browser.post("/login/", data).status_code == 200
+
+    # The same browser signing in again reuses its session: not over the limit.
+    class Request:
+        session = SessionStore(browser.cookies[COOKIE].value)
+
+    assert AuthenticationForm(Request(), data=data).is_valid()  # type: ignore[arg-type]
+    assert browser.post("/login/", data).status_code == 200
+    assert Session.objects.filter(user__username="dave").count() == 1

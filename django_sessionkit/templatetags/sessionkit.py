@@ -9,7 +9,7 @@ deadlines. Both are thin wrappers over the functions here.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,12 +35,7 @@ IDLE_WARNING_TEMPLATE = "django_sessionkit/idle_warning.html"
 
 
 def _iso(value: datetime | None) -> str:
-    """``value`` in UTC as ISO 8601, or "" for ``None``; naive means local."""
-    if value is None:
-        return ""
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
-    return value.astimezone(UTC).isoformat()
+    return policy.utc_iso(value) or ""
 
 
 def login_url(request: HttpRequest) -> str:
