@@ -25,6 +25,9 @@ def change_password(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 async def achange_password(request: HttpRequest) -> HttpResponse:
     user = await request.auser()
+    # Django 5.2's aupdate_session_auth_hash() reads the lazy request.user
+    # synchronously; give it the user already loaded.
+    request.user = user
     user.set_password(request.POST["password"])  # type: ignore[union-attr]
     await user.asave()  # type: ignore[union-attr]
     await aupdate_session_auth_hash(request, user)
