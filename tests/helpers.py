@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.test import Client
+
+from django_sessionkit.models import SessionEvent
 
 COOKIE = settings.SESSION_COOKIE_NAME
 
@@ -62,3 +66,23 @@ def together(clients: list[Client], act: Callable[[Client], Any]) -> list[Any]:
     assert not any(thread.is_alive() for thread in threads)
     assert errors == []
     return results
+
+
+@contextmanager
+def captured(signal: Signal) -> Iterator[list[dict[str, Any]]]:
+    """Collect the keyword arguments of every ``signal`` sent meanwhile."""
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        received.append(kwargs)
+
+    signal.connect(receiver, weak=False)
+    try:
+        yield received
+    finally:
+        signal.disconnect(receiver)
+
+
+def events(kind: str) -> list[SessionEvent]:
+    """The ``SessionEvent`` rows of ``kind``, oldest first."""
+    return list(SessionEvent.objects.filter(kind=kind).order_by("pk"))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from django.utils import timezone
@@ -20,7 +18,7 @@ from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_revoked, session_started
-from tests.helpers import postgresql_only, together
+from tests.helpers import captured, events, postgresql_only, together
 
 pytestmark = pytest.mark.django_db
 
@@ -75,24 +73,6 @@ def seen(client: Client, ago: timedelta) -> None:
     Session.objects.filter(pk=row_of(client).pk).update(
         last_seen_at=timezone.now() - ago
     )
-
-
-@contextmanager
-def captured(signal: Signal) -> Iterator[list[dict[str, Any]]]:
-    received: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        received.append(kwargs)
-
-    signal.connect(receiver, weak=False)
-    try:
-        yield received
-    finally:
-        signal.disconnect(receiver)
-
-
-def events(kind: str) -> list[SessionEvent]:
-    return list(SessionEvent.objects.filter(kind=kind).order_by("pk"))
 
 
 # -- No limit ---------------------------------------------------------------------

@@ -3,20 +3,17 @@ set inactive or deleted."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.dispatch import Signal
 from django.test import AsyncClient, Client
 
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_revoked, session_rotated
-from tests.helpers import carrying, set_cookie, user_of
+from tests.helpers import captured, carrying, events, set_cookie, user_of
 
 pytestmark = pytest.mark.django_db
 
@@ -55,24 +52,6 @@ def key_of(client: Client) -> str:
 
 def row_of(client: Client) -> Session:
     return Session.objects.get(key_hash=hash_key(key_of(client)))
-
-
-@contextmanager
-def captured(signal: Signal) -> Iterator[list[dict[str, Any]]]:
-    received: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        received.append(kwargs)
-
-    signal.connect(receiver, weak=False)
-    try:
-        yield received
-    finally:
-        signal.disconnect(receiver)
-
-
-def events(kind: str) -> list[SessionEvent]:
-    return list(SessionEvent.objects.filter(kind=kind).order_by("pk"))
 
 
 # -- Every sign-in rotates the key ------------------------------------------------

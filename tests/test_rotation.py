@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.dispatch import Signal
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
@@ -19,7 +16,15 @@ from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.keys import hash_key, successor
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_anomaly, session_revoked, session_rotated
-from tests.helpers import carrying, postgresql_only, set_cookie, together, user_of
+from tests.helpers import (
+    captured,
+    carrying,
+    events,
+    postgresql_only,
+    set_cookie,
+    together,
+    user_of,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -43,20 +48,6 @@ def sha256(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-@contextmanager
-def captured(signal: Signal) -> Iterator[list[dict[str, Any]]]:
-    received: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        received.append(kwargs)
-
-    signal.connect(receiver, weak=False)
-    try:
-        yield received
-    finally:
-        signal.disconnect(receiver)
-
-
 def push_back(ago: timedelta, *fields: str) -> None:
     """Move the session's timestamps ``ago`` into the past."""
     Session.objects.update(**dict.fromkeys(fields, timezone.now() - ago))
@@ -75,10 +66,6 @@ def rotate_periodically(client: Client) -> tuple[str, str]:
     new = set_cookie(response)
     assert new is not None and new != old
     return old, new
-
-
-def events(kind: str) -> list[SessionEvent]:
-    return list(SessionEvent.objects.filter(kind=kind).order_by("pk"))
 
 
 # -- Explicit rotation (step-up, two-factor) ------------------------------------
