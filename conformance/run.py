@@ -1,12 +1,14 @@
-"""Run Django's own session-backend tests against our database store.
+"""Run Django's own session-backend tests against our stores.
 
 Usage: ``python conformance/run.py [extra pytest arguments]``
 
 The tests come from the source distribution of the Django installed for this
 Python, downloaded with pip into ``.cache/conformance/`` on the first run. They
 run twice, with ``USE_TZ`` on and off; the last line printed is
-``conformance: N passed, N failed``. The exit status is non-zero when a test
-failed or errored, when no test ran, or when the tests could not be fetched.
+``conformance: N passed, N failed``. The cached_db tests use django-redis
+against a private ``redis-server`` started on a free loopback port. The exit
+status is non-zero when a test failed or errored, when no test ran, or when
+the tests could not be fetched.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from pathlib import Path, PurePosixPath
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import RedisProcess  # noqa: E402
+
 CACHE = ROOT / ".cache" / "conformance"
 #: ``USE_TZ`` value of each run -> the ``CONFORMANCE_USE_TZ`` read by settings.py.
 RUNS = {"USE_TZ=True": "1", "USE_TZ=False": "0"}
@@ -41,11 +47,20 @@ def django_version() -> str:
         raise SetupError(f"Django is not installed for {sys.executable}.") from None
 
 
+#: What is taken from Django's ``tests/``: the session tests, and the cache
+#: backend that fails on purpose, used by the cached_db tests.
+EXTRACTED = (
+    ("sessions_tests",),
+    ("cache", "__init__.py"),
+    ("cache", "failing_cache.py"),
+)
+
+
 def django_tests_dir(django: str) -> Path:
-    """Return Django's ``tests/`` directory, holding only ``sessions_tests``."""
+    """Return Django's ``tests/`` directory, holding only what ``EXTRACTED`` names."""
     target = CACHE / f"django-{django}"
     tests = target / "tests"
-    if (tests / "sessions_tests" / "tests.py").is_file():
+    if all((tests / Path(*parts)).exists() for parts in EXTRACTED):
         return tests
     print(f"Downloading the source distribution of Django {django} to {target}")
     download = subprocess.run(
@@ -69,13 +84,15 @@ def django_tests_dir(django: str) -> Path:
 
 
 def _extract_sessions_tests(sdist: Path, dest: Path) -> None:
-    """Extract ``<top>/tests/sessions_tests/`` of ``sdist`` as ``dest/tests/...``."""
+    """Extract what ``EXTRACTED`` names under ``<top>/tests/`` to ``dest/tests/``."""
     with tarfile.open(sdist) as tar:
         members = []
         for member in tar.getmembers():
             parts = PurePosixPath(member.name).parts
+            wanted = any(parts[2 : 2 + len(w)] == w for w in EXTRACTED)
             if (
-                parts[1:3] == ("tests", "sessions_tests")
+                parts[1:2] == ("tests",)
+                and wanted
                 and ".." not in parts
                 and (member.isfile() or member.isdir())
             ):
@@ -87,11 +104,14 @@ def _extract_sessions_tests(sdist: Path, dest: Path) -> None:
         tar.extractall(dest, members=members, **safe)  # type: ignore[arg-type]
 
 
-def run_pytest(tests_dir: Path, use_tz: str, junit: Path, args: list[str]) -> int:
+def run_pytest(
+    tests_dir: Path, use_tz: str, redis_url: str, junit: Path, args: list[str]
+) -> int:
     paths = [str(tests_dir), str(ROOT), os.environ.get("PYTHONPATH", "")]
     env = {
         **os.environ,
         "CONFORMANCE_USE_TZ": use_tz,
+        "CONFORMANCE_REDIS_URL": redis_url,
         "PYTHONPATH": os.pathsep.join(p for p in paths if p),
     }
     command = [sys.executable, "-m", "pytest", "-c", str(HERE / "pytest.ini")]
@@ -119,16 +139,17 @@ def main(args: list[str]) -> int:
     try:
         django = django_version()
         tests_dir = django_tests_dir(django)
-    except SetupError as exc:
+        redis_server = RedisProcess().start()
+    except (SetupError, RuntimeError) as exc:
         print(f"conformance: cannot run: {exc}", file=sys.stderr)
         return 2
     total_passed = total_failed = 0
     lines = []
     ok = True
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, redis_server:
         for label, use_tz in RUNS.items():
             junit = Path(tmp) / f"junit-{use_tz}.xml"
-            status = run_pytest(tests_dir, use_tz, junit, args)
+            status = run_pytest(tests_dir, use_tz, redis_server.url, junit, args)
             if not junit.is_file():
                 lines.append(
                     f"Django {django}, {label}: pytest exited {status}, "

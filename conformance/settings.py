@@ -23,3 +23,12 @@ INSTALLED_APPS = [
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 SESSION_ENGINE = "django_sessionkit.backends.db"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+# The cached_db store's tests run against a real Redis through django-redis;
+# run.py starts a private redis-server and passes its URL.
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ.get("CONFORMANCE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    }
+}

@@ -26,7 +26,7 @@ from django_sessionkit.conf import (
 )
 
 TAG = "sessionkit"
-ENGINES = ("django_sessionkit.backends.db",)
+ENGINES = ("django_sessionkit.backends.db", "django_sessionkit.backends.cached_db")
 MIDDLEWARE = "django_sessionkit.middleware.SessionKitMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 # Durations that may be zero (the others must be positive when set).
@@ -294,6 +294,114 @@ def check_middleware(
             id="sessionkit.E020",
         )
     ]
+
+
+# Cache backends whose entries live in one process: another app server's
+# revocation cannot purge them.
+_PROCESS_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+_DJANGO_REDIS = "django_redis.cache.RedisCache"
+_SENTINEL_CLIENT = "django_redis.client.SentinelClient"
+
+
+def _caching_engine() -> bool:
+    store = _imported(settings.SESSION_ENGINE, "SessionStore")
+    return uses_sessionkit_engine() and getattr(store, "caches_rows", False)
+
+
+def _locations(config: dict[str, Any]) -> list[str]:
+    location = config.get("LOCATION", [])
+    if isinstance(location, str):
+        return [part for part in location.split(",") if part.strip()] or [location]
+    return list(location)
+
+
+def _ignores_exceptions(config: dict[str, Any]) -> bool:
+    options = config.get("OPTIONS") or {}
+    if "IGNORE_EXCEPTIONS" in options:
+        return bool(options["IGNORE_EXCEPTIONS"])
+    return bool(getattr(settings, "DJANGO_REDIS_IGNORE_EXCEPTIONS", False))
+
+
+def _replica_reads(config: dict[str, Any]) -> bool:
+    client = (config.get("OPTIONS") or {}).get("CLIENT_CLASS", "")
+    if config.get("BACKEND") == _DJANGO_REDIS and client.endswith("SentinelClient"):
+        return True
+    sharded = client.endswith("ShardClient")
+    return len(_locations(config)) > 1 and not sharded
+
+
+@register(TAG)
+def check_session_cache(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    if not _caching_engine():
+        return []
+    alias = settings.SESSION_CACHE_ALIAS
+    config = settings.CACHES.get(alias)
+    errors: list[CheckMessage] = []
+    if conf.CACHE_MAX_AGE is None:
+        errors.append(
+            Error(
+                "SESSIONKIT_CACHE_MAX_AGE must be set with the cached_db store: "
+                "it bounds how long a cached entry is trusted without the "
+                "database.",
+                hint="Leave it at its default of 5 minutes, or set a timedelta.",
+                id="sessionkit.E014",
+            )
+        )
+    if config is None:
+        errors.append(
+            Error(
+                f"SESSION_CACHE_ALIAS is {alias!r}, which is not in CACHES.",
+                hint="Add a django-redis cache under that alias, or point "
+                "SESSION_CACHE_ALIAS at one.",
+                id="sessionkit.E015",
+            )
+        )
+        return errors
+    backend = config.get("BACKEND", "")
+    if backend == _DJANGO_REDIS and _ignores_exceptions(config):
+        errors.append(
+            Error(
+                f"The session cache {alias!r} ignores Redis errors "
+                "(IGNORE_EXCEPTIONS or DJANGO_REDIS_IGNORE_EXCEPTIONS): a "
+                "revocation could not tell that its tombstones were not "
+                "written, and a stale entry would serve the revoked session "
+                "again once Redis is back.",
+                hint="Set OPTIONS['IGNORE_EXCEPTIONS'] = False for this cache "
+                "(other caches may keep ignoring errors). The store itself "
+                "serves from the database when Redis fails.",
+                id="sessionkit.E016",
+            )
+        )
+    if _replica_reads(config):
+        errors.append(
+            Error(
+                f"The session cache {alias!r} reads from replicas (several "
+                "LOCATIONs, or django-redis' SentinelClient): a replica that "
+                "has not yet seen a revocation would still serve the session.",
+                hint="Give the session cache one LOCATION, the primary. With "
+                "Sentinel use django-redis' DefaultClient and "
+                "SentinelConnectionFactory, which reach the current primary.",
+                id="sessionkit.E017",
+            )
+        )
+    if backend in _PROCESS_LOCAL_CACHES:
+        errors.append(
+            Warning(
+                f"The session cache {alias!r} ({backend}) is private to each "
+                "process: a revocation made by one process cannot purge the "
+                "entries of another, which serve the session until "
+                "SESSIONKIT_CACHE_MAX_AGE passes.",
+                hint="Use django-redis (or another shared cache) for the "
+                "session cache alias, or the database store.",
+                id="sessionkit.W002",
+            )
+        )
+    return errors
 
 
 @register(TAG, Tags.security, deploy=True)

@@ -31,6 +31,7 @@ DURATION_SETTINGS: tuple[str, ...] = (
     "ROTATE_GRACE",
     "EVENT_RETENTION",
     "IDLE_WARNING",
+    "CACHE_MAX_AGE",
 )
 
 
@@ -171,6 +172,13 @@ class Settings:
     def EVENT_RETENTION(self) -> timedelta | None:
         """How long ``SessionEvent`` rows are kept by cleanup."""
         return self._duration("EVENT_RETENTION", timedelta(days=90))
+
+    # -- The cached_db store ---------------------------------------------------
+
+    @property
+    def CACHE_MAX_AGE(self) -> timedelta | None:
+        """How long a cached session entry is trusted without the database."""
+        return self._duration("CACHE_MAX_AGE", timedelta(minutes=5))
 
     @property
     def IDLE_WARNING(self) -> timedelta | None:

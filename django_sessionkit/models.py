@@ -202,3 +202,23 @@ class SessionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({_('session')} {self.session_id})"
+
+
+class CachePurge(models.Model):
+    """A cached session entry that could not be purged while the cache was down.
+
+    ``backends.cached_db`` writes one when a revocation (or any write) cannot
+    reach the cache, and writes the missing tombstones from these rows as
+    soon as the cache answers again, before it trusts an entry. It holds the
+    key hash only, like the session row did.
+    """
+
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("pending cache purge")
+        verbose_name_plural = _("pending cache purges")
+
+    def __str__(self) -> str:
+        return f"{_('Pending cache purge')} {self.pk}"

@@ -18,6 +18,7 @@ from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject, emit
 from django_sessionkit.models import Session
 from django_sessionkit.revocation import revoke_user_sessions
+from django_sessionkit.rotation import schedule_user_rotation
 
 #: The session of the request being handled, set by the middleware, so that a
 #: password change knows which of the user's sessions to keep.
@@ -118,7 +119,5 @@ def user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None
     now = _privileges(instance)
     if before is not None and before != now:
         # Every session of the user gets a new key at its next request.
-        Session.objects.using(router.db_for_write(Session)).filter(
-            user_id=instance.pk
-        ).update(rotate_due=True)
+        schedule_user_rotation(instance)
     instance._sessionkit_privileges = now

@@ -10,8 +10,10 @@ an UPDATE that finds no row).
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
 from django.db import router, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -24,6 +26,12 @@ from django_sessionkit.models import Session, SessionQuerySet
 
 def _sessions() -> SessionQuerySet:
     return Session.objects.using(router.db_for_write(Session))
+
+
+def caching_store() -> Any:
+    """The session engine's store when it keeps cached rows to purge, or None."""
+    store = getattr(import_module(settings.SESSION_ENGINE), "SessionStore", None)
+    return store if getattr(store, "caches_rows", False) else None
 
 
 def _pk(session: Session | int) -> int:
@@ -43,11 +51,21 @@ def _end(
 ) -> int:
     subjects = [Subject.of(r) for r in records]
     rows = _sessions().filter(pk__in=[r.pk for r in records])
+    store = caching_store()
+    key_hashes: list[str] = []
     # The rows and their events go together, or neither does.
     with transaction.atomic(using=rows.db):
+        if store is not None:
+            # Locked, so that a rotation cannot change a key between this
+            # read and the delete: these are exactly the keys to purge.
+            key_hashes = list(
+                rows.select_for_update().values_list("key_hash", flat=True)
+            )
         deleted, _ = rows.delete()
         if deleted:
             events.write(kind, subjects, reason=reason, by=by, request=request)
+    if store is not None:
+        store.ended(key_hashes)
     if deleted:
         events.send(kind, subjects, reason=reason, by=by, request=request)
     return deleted
@@ -60,10 +78,30 @@ async def _aend(
     by: Any,
     request: HttpRequest | None,
 ) -> int:
-    deleted, _ = await _sessions().filter(pk__in=[r.pk for r in records]).adelete()
+    rows = _sessions().filter(pk__in=[r.pk for r in records])
+    store = caching_store()
+    if store is None:
+        deleted, _ = await rows.adelete()
+    else:
+        deleted = await _adelete_and_purge(rows, store)
     if deleted:
         subjects = [await Subject.aof(r) for r in records]
         await aemit(kind, subjects, reason=reason, by=by, request=request)
+    return deleted
+
+
+async def _adelete_and_purge(rows: SessionQuerySet, store: Any) -> int:
+    # Without a transaction (the async ORM has none), delete only the keys
+    # just read: a row whose key a rotation changed meanwhile survives this
+    # round and is deleted, and its new key purged, in the next one.
+    deleted = 0
+    while pairs := [pair async for pair in rows.values_list("pk", "key_hash")]:
+        key_hashes = [key_hash for _, key_hash in pairs]
+        count, _ = await rows.filter(key_hash__in=key_hashes).adelete()
+        await store.aended(key_hashes)
+        deleted += count
+        if count == len(pairs):
+            break
     return deleted
 
 

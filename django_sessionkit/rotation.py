@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db import router, transaction
 from django.http import HttpRequest
 
 from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.events import Kind, Subject, aemit, emit
+from django_sessionkit.models import Session
+from django_sessionkit.revocation import caching_store
 
 
 def _store(request: HttpRequest) -> SessionStore:
@@ -39,3 +44,25 @@ async def arotate_session(request: HttpRequest, *, reason: str = "explicit") -> 
     if record is not None:
         subject = await Subject.aof(record)
         await aemit(Kind.ROTATE, [subject], reason=reason, request=request)
+
+
+def schedule_user_rotation(user: Any) -> int:
+    """Give every session of ``user`` a new key at its next request.
+
+    Called when the user's privileges change: a key issued before must not
+    carry the new privileges. Return how many sessions were marked.
+    """
+    rows = Session.objects.using(router.db_for_write(Session)).filter(user_id=user.pk)
+    store = caching_store()
+    with transaction.atomic(using=rows.db):
+        key_hashes = (
+            list(rows.select_for_update().values_list("key_hash", flat=True))
+            if store is not None
+            else []
+        )
+        marked = rows.update(rotate_due=True)
+    if store is not None:
+        # Cached entries still say "not due": make the next read ask the
+        # database, which does.
+        store.ended(key_hashes)
+    return marked

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import inspect
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 from asgiref.sync import async_to_sync
+
+from django_sessionkit.backends import cached_db
+from tests.helpers import CountingConnection
+from tests.servers import RedisProcess
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -29,12 +29,6 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     names = pyfuncitem._fixtureinfo.argnames
     async_to_sync(pyfuncitem.obj)(**{name: pyfuncitem.funcargs[name] for name in names})
     return True
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -57,50 +51,17 @@ def redis_server() -> Iterator[tuple[str, bool]]:
             )
         yield url, False
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "The Redis tests need a Redis server: install one "
-            "(Debian/Ubuntu: apt-get install redis-server) so the tests can "
-            "start their own, or set SESSIONKIT_TEST_REDIS_URL to a running "
-            "one, e.g. redis://127.0.0.1:6379/15."
-        )
-    port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="sessionkit-redis-")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server on port {port} did not start.")
-                time.sleep(0.05)
-        yield url, True
+        server = RedisProcess().start()
+    except RuntimeError as exc:
+        pytest.fail(
+            f"{exc} Or set SESSIONKIT_TEST_REDIS_URL to a running server, "
+            "e.g. redis://127.0.0.1:6379/15."
+        )
+    try:
+        yield server.url, True
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.stop()
 
 
 @pytest.fixture
@@ -113,3 +74,42 @@ def redis_url(redis_server: tuple[str, bool]) -> Iterator[str]:
     yield url
     if owned:
         client.flushdb()
+
+
+def session_cache_config(url: str) -> dict[str, Any]:
+    """The django-redis cache the cached_db tests use, with short timeouts.
+
+    Short socket timeouts make a paused (``SIGSTOP``) Redis fail fast, the
+    way a production site should configure them too.
+    """
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+            "CONNECTION_POOL_KWARGS": {"connection_class": CountingConnection},
+        },
+    }
+
+
+@pytest.fixture
+def cached_engine(settings: Any, redis_url: str) -> Iterator[str]:
+    """Run the test with the cached_db store on a private Redis; yield its URL.
+
+    The sessions use the cache alias ``"sessions"``; ``"default"`` stays a
+    local-memory cache. The process's trust in the cache starts good and is
+    reset afterwards.
+    """
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sessions": session_cache_config(redis_url),
+    }
+    settings.SESSION_CACHE_ALIAS = "sessions"
+    settings.SESSION_ENGINE = "django_sessionkit.backends.cached_db"
+    cached_db.health.suspect = False
+    cached_db.health.retry_at = 0.0
+    CountingConnection.reset()
+    yield redis_url
+    cached_db.health.suspect = False
+    cached_db.health.retry_at = 0.0

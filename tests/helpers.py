@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 from django.dispatch import Signal
@@ -86,3 +87,28 @@ def captured(signal: Signal) -> Iterator[list[dict[str, Any]]]:
 def events(kind: str) -> list[SessionEvent]:
     """The ``SessionEvent`` rows of ``kind``, oldest first."""
     return list(SessionEvent.objects.filter(kind=kind).order_by("pk"))
+
+
+class CountingConnection(redis.Connection):
+    """A real redis-py connection that counts its round trips.
+
+    A pipeline or an ``MGET`` is one ``send_packed_command`` call, so
+    ``round_trips`` is what a request costs in network waits. Configure it
+    through django-redis ``OPTIONS["CONNECTION_POOL_KWARGS"]``.
+    """
+
+    round_trips: ClassVar[int] = 0
+    commands: ClassVar[list[str]] = []
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).round_trips += 1
+        super().send_packed_command(command, check_health)
+
+    def pack_command(self, *args: Any) -> Any:
+        type(self).commands.append(str(args[0]))
+        return super().pack_command(*args)
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.round_trips = 0
+        cls.commands = []

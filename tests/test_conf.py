@@ -32,6 +32,7 @@ SETTINGS: list[tuple[str, Any, Any, Any]] = [
     ("CLEAR_SITE_DATA_ON_LOGOUT", False, True, False),
     ("EVENT_RETENTION", timedelta(days=90), timedelta(days=7), None),
     ("IDLE_WARNING", timedelta(minutes=2), timedelta(seconds=30), None),
+    ("CACHE_MAX_AGE", timedelta(minutes=5), timedelta(seconds=90), None),
 ]
 NAMES = [name for name, *_ in SETTINGS]
 

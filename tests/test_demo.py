@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from django_sessionkit.keys import hash_key
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD_LINE = re.compile(r"^\s*password: (\S+)\s*$", re.MULTILINE)
@@ -104,12 +105,6 @@ def session_rows(db_path: Path) -> list[tuple[int, str, int | None, str | None]]
                 "FROM sessionkit_session ORDER BY id"
             )
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -314,6 +314,53 @@ class SessionStore(SessionBase):
             key_hash=hash_key(new), previous_key_hash=hash_key(old)
         )
 
+    # -- Hooks for a store that caches rows (backends/cached_db.py) ----------
+
+    def _stored(
+        self,
+        values: dict[str, Any] | None,
+        *,
+        replaced: str | None = None,
+        complete: bool = True,
+    ) -> None:
+        """Called after each successful write of the row.
+
+        ``values`` are the columns the write set (``None``: the row was
+        inserted whole, as ``_record``); ``replaced`` is the key hash the
+        write took away; ``complete`` is false when this request does not
+        know the whole row after the write.
+        """
+
+    async def _astored(
+        self,
+        values: dict[str, Any] | None,
+        *,
+        replaced: str | None = None,
+        complete: bool = True,
+    ) -> None:
+        """Async twin of :meth:`_stored`."""
+
+    def _removed(self, key_hash: str) -> None:
+        """Called after the row of ``key_hash`` was deleted by this store."""
+
+    async def _aremoved(self, key_hash: str) -> None:
+        """Async twin of :meth:`_removed`."""
+
+    @classmethod
+    def ended(cls, key_hashes: list[str]) -> None:
+        """Called after the revocation API deleted the rows of ``key_hashes``.
+
+        Only stores with ``caches_rows`` are told; the database store keeps
+        nothing else to forget.
+        """
+
+    @classmethod
+    async def aended(cls, key_hashes: list[str]) -> None:
+        """Async twin of :meth:`ended`."""
+
+    #: Whether this store keeps copies of rows that revocation must purge.
+    caches_rows = False
+
     # -- Hooks for the rest of the package ---------------------------------
 
     def mark_signed_in(self, request: HttpRequest, user: Any) -> None:
@@ -453,11 +500,14 @@ class SessionStore(SessionBase):
                     raise CreateError from None
                 raise
             self._inserted(record)
+            self._stored(None)
             return
+        complete = True
         if self._rotation_pending:
             old = self.session_key
             rows, new, values = self._interval_update(data)
             if self._rotated(rows.update(**values), new):
+                self._stored(values, replaced=hash_key(old))
                 # Only the request whose UPDATE rotated records it.
                 if self._record is not None:
                     emit(Kind.ROTATE, [Subject.of(self._record)], reason="interval")
@@ -466,15 +516,22 @@ class SessionStore(SessionBase):
                 raise UpdateError
             self._session_key = new
             self.modified = True
+            complete = False
         rows_ = self._lookup(self.session_key)
-        if rows_ is None or not rows_.update(**self._row_values(data)):
+        row_values = self._row_values(data)
+        if rows_ is None or not rows_.update(**row_values):
             raise UpdateError
         self._written()
+        self._stored(row_values, complete=complete)
 
     def touch(self) -> bool:
         """Write activity and deadlines only; return whether the row still exists."""
         rows = self._lookup(self.session_key)
-        return rows is not None and bool(rows.update(**self._touch_values()))
+        values = self._touch_values()
+        if rows is None or not rows.update(**values):
+            return False
+        self._stored(values)
+        return True
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -484,6 +541,7 @@ class SessionStore(SessionBase):
         rows = self._lookup(session_key)
         if rows is not None:
             rows.delete()
+            self._removed(hash_key(session_key))
         if session_key == self._session_key:
             self._has_row = False
             self._record = None
@@ -495,8 +553,11 @@ class SessionStore(SessionBase):
     def cycle_key(self) -> None:
         """Give the session a new key, keeping its row, id and history."""
         data = self._session  # type: ignore[attr-defined]
+        old = self.session_key
         rows, new, values = self._cycle_update(data)
         if rows is not None and self._rotated(rows.update(**values), new):
+            assert old is not None
+            self._stored(values, replaced=hash_key(old))
             return
         self._row_gone()
         self.create()
@@ -549,11 +610,14 @@ class SessionStore(SessionBase):
                     raise CreateError from None
                 raise
             self._inserted(record)
+            await self._astored(None)
             return
+        complete = True
         if self._rotation_pending:
             old = self.session_key
             rows, new, values = self._interval_update(data)
             if self._rotated(await rows.aupdate(**values), new):
+                await self._astored(values, replaced=hash_key(old))
                 if self._record is not None:
                     subject = await Subject.aof(self._record)
                     await aemit(Kind.ROTATE, [subject], reason="interval")
@@ -562,15 +626,22 @@ class SessionStore(SessionBase):
                 raise UpdateError
             self._session_key = new
             self.modified = True
+            complete = False
         rows_ = self._lookup(self.session_key)
-        if rows_ is None or not await rows_.aupdate(**self._row_values(data)):
+        row_values = self._row_values(data)
+        if rows_ is None or not await rows_.aupdate(**row_values):
             raise UpdateError
         self._written()
+        await self._astored(row_values, complete=complete)
 
     async def atouch(self) -> bool:
         """Async twin of :meth:`touch`."""
         rows = self._lookup(self.session_key)
-        return rows is not None and bool(await rows.aupdate(**self._touch_values()))
+        values = self._touch_values()
+        if rows is None or not await rows.aupdate(**values):
+            return False
+        await self._astored(values)
+        return True
 
     async def adelete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -580,6 +651,7 @@ class SessionStore(SessionBase):
         rows = self._lookup(session_key)
         if rows is not None:
             await rows.adelete()
+            await self._aremoved(hash_key(session_key))
         if session_key == self._session_key:
             self._has_row = False
             self._record = None
@@ -591,8 +663,11 @@ class SessionStore(SessionBase):
     async def acycle_key(self) -> None:
         """Give the session a new key, keeping its row, id and history."""
         data = await self._aget_session()  # type: ignore[attr-defined]
+        old = self.session_key
         rows, new, values = self._cycle_update(data)
         if rows is not None and self._rotated(await rows.aupdate(**values), new):
+            assert old is not None
+            await self._astored(values, replaced=hash_key(old))
             return
         self._row_gone()
         await self.acreate()

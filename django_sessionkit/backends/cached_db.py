@@ -1,0 +1,574 @@
+"""A database session store with a shared cache in front: Redis through django-redis.
+
+Use it as ``SESSION_ENGINE = "django_sessionkit.backends.cached_db"``, with
+``SESSION_CACHE_ALIAS`` naming a cache that every app server shares. The
+database stays the source of truth for validity, listing and revocation; the
+cache only answers reads of sessions the database vouched for a moment ago.
+
+- A read is one ``MGET`` of the session's entry and its tombstone, both keyed
+  by ``sha256(key)``; a hit costs no SQL. The deadlines in the entry are
+  checked against the application's clock, as with the database store. An
+  entry that looks expired is confirmed with the database before anyone is
+  signed out.
+- A miss reads the database and refills with ``add`` (set-if-absent). Writes
+  go to the database first and to the cache only after they succeeded.
+- Every key that stops being valid (revocation, logout, expiry, rotation) gets
+  a tombstone. A read that finds one goes to the database and never refills,
+  so a request that read the row just before a revoke cannot bring it back by
+  writing the cache just after it.
+- No entry lives longer than ``SESSIONKIT_CACHE_MAX_AGE`` from the moment its
+  state was read from or written to the database, nor past the session's own
+  deadlines; tombstones outlive every entry that could have been written
+  before them.
+- When the cache cannot be reached, requests are served from the database.
+  Tombstones that could not be written are recorded in the database
+  (``CachePurge``) and written before this process trusts the cache again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import BaseCache, caches
+from django.db import models, router
+from django.utils import timezone
+
+from django_sessionkit.backends import db
+from django_sessionkit.conf import conf
+from django_sessionkit.keys import hash_key, is_well_formed
+from django_sessionkit.models import CachePurge, Session
+
+# Django's own cached_db store logs its cache failures here; sites already
+# watch this logger.
+logger = logging.getLogger("django.contrib.sessions")
+
+#: Version of the entry layout; an entry of another layout is a miss.
+FORMAT = 1
+#: What a purged entry is overwritten with: not a tuple, so never an entry.
+GONE = "gone"
+#: How much longer than any entry a tombstone lives: covers the time between
+#: a request's database read and its cache write, and clock steps.
+TOMBSTONE_MARGIN = timedelta(seconds=60)
+#: How long a process serves from the database alone after a cache failure
+#: before it tries the cache again.
+RETRY_AFTER = 1.0
+_PURGE_BATCH = 500
+
+
+def entry_key(key_hash: str) -> str:
+    """The cache key of the entry of the session whose key hashes to ``key_hash``."""
+    return f"sessionkit:s:{key_hash}"
+
+
+def tombstone_key(key_hash: str) -> str:
+    """The cache key that marks ``key_hash`` as no longer served from the cache."""
+    return f"sessionkit:t:{key_hash}"
+
+
+def session_cache() -> BaseCache:
+    """The cache named by ``SESSION_CACHE_ALIAS``."""
+    return caches[settings.SESSION_CACHE_ALIAS]
+
+
+def max_age() -> float:
+    """``SESSIONKIT_CACHE_MAX_AGE`` in seconds."""
+    age = conf.CACHE_MAX_AGE
+    return age.total_seconds() if age is not None else 0.0
+
+
+def tombstone_timeout() -> float:
+    """How long a tombstone lives: longer than any entry written before it."""
+    return max_age() + TOMBSTONE_MARGIN.total_seconds()
+
+
+# -- Entries: a row's columns, in a layout every cache serializer keeps -----
+
+
+@functools.cache
+def _layout(model: type[Session]) -> tuple[tuple[str, ...], frozenset[str]]:
+    fields = model._meta.concrete_fields
+    names = tuple(field.attname for field in fields)
+    dates = frozenset(f.attname for f in fields if isinstance(f, models.DateTimeField))
+    return names, dates
+
+
+def row_values(record: Session) -> dict[str, Any]:
+    """The columns of ``record``, by attribute name."""
+    names, _ = _layout(type(record))
+    return {name: getattr(record, name) for name in names}
+
+
+def pack(values: dict[str, Any], model: type[Session] = Session) -> tuple[Any, ...]:
+    """An entry for the row ``values``: a tuple of plain values.
+
+    Datetimes travel as ISO 8601 strings, so pickle, JSON and msgpack
+    serializers all give back what was stored.
+    """
+    names, dates = _layout(model)
+    return (
+        FORMAT,
+        *(
+            values[name].isoformat()
+            if name in dates and values[name] is not None
+            else values[name]
+            for name in names
+        ),
+    )
+
+
+def unpack(entry: Any, using: str, model: type[Session] = Session) -> Session | None:
+    """The row stored as ``entry``, or ``None`` when it is not an entry."""
+    names, dates = _layout(model)
+    if (
+        not isinstance(entry, tuple | list)
+        or len(entry) != len(names) + 1
+        or entry[0] != FORMAT
+    ):
+        return None
+    try:
+        values = [
+            datetime.fromisoformat(value)
+            if name in dates and value is not None
+            else value
+            for name, value in zip(names, entry[1:], strict=True)
+        ]
+    except (TypeError, ValueError):
+        return None
+    return model.from_db(using, list(names), values)
+
+
+def entry_timeout(values: dict[str, Any], observed: float) -> float | None:
+    """Seconds the entry of ``values`` may live, or ``None`` when not at all.
+
+    ``observed`` is the ``time.monotonic()`` at which the database returned or
+    accepted ``values``: the entry's age counts from then, not from the cache
+    write.
+    """
+    deadlines = [
+        d for d in (values["expire_date"], values["absolute_expire_date"]) if d
+    ]
+    remaining = (min(deadlines) - timezone.now()).total_seconds()
+    timeout = min(remaining, max_age() - (time.monotonic() - observed))
+    return timeout if timeout > 0 else None
+
+
+def _tombstones(key_hashes: Iterable[str]) -> dict[str, str]:
+    marks: dict[str, str] = {}
+    for key_hash in key_hashes:
+        marks[entry_key(key_hash)] = GONE
+        marks[tombstone_key(key_hash)] = GONE
+    return marks
+
+
+# -- This process's trust in the cache --------------------------------------
+
+
+@dataclass
+class Health:
+    """Whether this process may use the cache.
+
+    A process starts suspicious: before its first use of the cache it writes
+    the tombstones recorded as pending (by any process) while the cache could
+    not be reached. After a cache failure it serves from the database alone
+    for ``RETRY_AFTER`` seconds, then drains the pending tombstones again
+    before it reads the cache.
+    """
+
+    suspect: bool = True
+    retry_at: float = 0.0
+
+    def failed(self) -> None:
+        self.suspect = True
+        self.retry_at = time.monotonic() + RETRY_AFTER
+
+    def may_try(self) -> bool:
+        return not self.suspect or time.monotonic() >= self.retry_at
+
+
+health = Health()
+
+
+def _pending() -> models.QuerySet[CachePurge]:
+    return CachePurge.objects.using(router.db_for_write(CachePurge)).order_by("pk")
+
+
+def _record_pending(key_hashes: list[str]) -> None:
+    if key_hashes:
+        CachePurge.objects.using(router.db_for_write(CachePurge)).bulk_create(
+            [CachePurge(key_hash=h) for h in key_hashes], ignore_conflicts=True
+        )
+
+
+async def _arecord_pending(key_hashes: list[str]) -> None:
+    if key_hashes:
+        await CachePurge.objects.using(router.db_for_write(CachePurge)).abulk_create(
+            [CachePurge(key_hash=h) for h in key_hashes], ignore_conflicts=True
+        )
+
+
+def drain() -> bool:
+    """Write every pending tombstone; return whether the cache may be trusted."""
+    if not health.may_try():
+        return False
+    cache = session_cache()
+    try:
+        while batch := list(_pending().values_list("pk", "key_hash")[:_PURGE_BATCH]):
+            cache.set_many(_tombstones(h for _, h in batch), tombstone_timeout())
+            _pending().filter(pk__in=[pk for pk, _ in batch]).delete()
+    except Exception:
+        logger.warning("Session cache unavailable; serving from the database")
+        health.failed()
+        return False
+    health.suspect = False
+    return True
+
+
+async def adrain() -> bool:
+    """Async twin of :func:`drain`."""
+    if not health.may_try():
+        return False
+    cache = session_cache()
+    try:
+        while batch := [
+            row async for row in _pending().values_list("pk", "key_hash")[:_PURGE_BATCH]
+        ]:
+            await cache.aset_many(_tombstones(h for _, h in batch), tombstone_timeout())
+            await _pending().filter(pk__in=[pk for pk, _ in batch]).adelete()
+    except Exception:
+        logger.warning("Session cache unavailable; serving from the database")
+        health.failed()
+        return False
+    health.suspect = False
+    return True
+
+
+def usable() -> bool:
+    """Whether this process may read the cache now.
+
+    Writes are always tried: a failed write is logged and recorded, and a
+    write never brings back what a tombstone ended.
+    """
+    return not health.suspect or drain()
+
+
+async def ausable() -> bool:
+    """Async twin of :func:`usable`."""
+    return not health.suspect or await adrain()
+
+
+def purge(key_hashes: list[str]) -> None:
+    """Tombstone ``key_hashes`` in one round trip, or record them as pending."""
+    if not key_hashes:
+        return
+    usable()
+    try:
+        session_cache().set_many(_tombstones(key_hashes), tombstone_timeout())
+    except Exception:
+        logger.exception("Error purging sessions from the cache")
+        health.failed()
+        _record_pending(key_hashes)
+
+
+async def apurge(key_hashes: list[str]) -> None:
+    """Async twin of :func:`purge`."""
+    if not key_hashes:
+        return
+    await ausable()
+    try:
+        await session_cache().aset_many(_tombstones(key_hashes), tombstone_timeout())
+    except Exception:
+        logger.exception("Error purging sessions from the cache")
+        health.failed()
+        await _arecord_pending(key_hashes)
+
+
+# -- The store --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Write:
+    """What a successful database write leaves for the cache to do."""
+
+    key_hash: str | None
+    entry: tuple[Any, ...] | None
+    timeout: float | None
+    replaced: str | None
+
+    def pending(self) -> list[str]:
+        """Keys to purge later when the cache cannot take this write."""
+        return [h for h in (self.replaced, self.key_hash) if h is not None]
+
+
+class SessionStore(db.SessionStore):
+    """Database-backed sessions read through a shared cache."""
+
+    caches_rows = True
+    cache_key_prefix = "sessionkit:s:"
+
+    def __init__(self, session_key: str | None = None) -> None:
+        self._cache = session_cache()
+        super().__init__(session_key)
+        # The row as the database has it after this request's last write.
+        self._row: dict[str, Any] | None = None
+        #: Whether the session was served from the cache (no SQL).
+        self.from_cache = False
+
+    @property
+    def cache_key(self) -> str:
+        """The cache key of this session's entry (derived from the key's hash)."""
+        return entry_key(hash_key(self._get_or_create_session_key()))  # type: ignore[attr-defined]
+
+    async def acache_key(self) -> str:
+        """Async twin of :attr:`cache_key`."""
+        key = await self._aget_or_create_session_key()  # type: ignore[attr-defined]
+        return entry_key(hash_key(key))
+
+    # -- Decisions shared by the sync and async paths ------------------------
+
+    def _presented(self) -> str | None:
+        """The hash of the presented key, or ``None`` (no lookup at all)."""
+        session_key = self.session_key
+        if not is_well_formed(session_key):
+            self._session_key = None
+            return None
+        assert session_key is not None
+        return hash_key(session_key)
+
+    def _hit(self, key_hash: str, found: dict[str, Any]) -> Session | None:
+        """The live row the cache answered with, or ``None`` to ask the database."""
+        if tombstone_key(key_hash) in found:
+            return None
+        record = unpack(found.get(entry_key(key_hash)), self._using())
+        if record is None or record.key_hash != key_hash:
+            return None
+        # An entry past a deadline may be stale: the database decides.
+        if not self.is_live(record, timezone.now()):
+            return None
+        return record
+
+    def _served(self, record: Session) -> dict[str, Any]:
+        self.from_cache = True
+        return self._found([record])
+
+    def _refill(self, key_hash: str, observed: float) -> tuple[str, Any, float] | None:
+        """What to ``add`` after a miss: only the row found by the presented key."""
+        record = self._record
+        if record is None or record.key_hash != key_hash:
+            return None  # none, or found through a previous key
+        values = row_values(record)
+        timeout = entry_timeout(values, observed)
+        if timeout is None:
+            return None
+        return entry_key(key_hash), pack(values, type(record)), timeout
+
+    def _using(self) -> str:
+        return router.db_for_write(self.get_model_class())
+
+    def _write(
+        self,
+        values: dict[str, Any] | None,
+        replaced: str | None,
+        complete: bool,
+        observed: float,
+    ) -> Write:
+        session_key = self._session_key
+        key_hash = None
+        if session_key is not None and is_well_formed(session_key):
+            key_hash = hash_key(session_key)
+        row = self._row
+        if (values is None or row is None) and self._record is not None:
+            # An insert wrote the whole record; else start from the row read.
+            row = row_values(self._record)
+        entry = timeout = None
+        if complete and row is not None and key_hash is not None:
+            row = {**row, **(values or {}), "key_hash": key_hash}
+            self._row = row
+            timeout = entry_timeout(row, observed)
+            entry = pack(row, self.get_model_class()) if timeout else None
+        else:
+            self._row = None
+        return Write(key_hash, entry, timeout, replaced)
+
+    def _cache_failed(self, write: Write) -> list[str]:
+        logger.exception("Error saving to cache (%s)", self._cache)
+        health.failed()
+        return write.pending()
+
+    # -- Hooks of the database store -----------------------------------------
+
+    def _stored(
+        self,
+        values: dict[str, Any] | None,
+        *,
+        replaced: str | None = None,
+        complete: bool = True,
+    ) -> None:
+        write = self._write(values, replaced, complete, time.monotonic())
+        usable()
+        try:
+            if write.replaced is not None:
+                self._cache.set_many(_tombstones([write.replaced]), tombstone_timeout())
+            if write.key_hash is not None:
+                if write.entry is not None:
+                    self._cache.set(
+                        entry_key(write.key_hash), write.entry, write.timeout
+                    )
+                else:
+                    self._cache.delete(entry_key(write.key_hash))
+        except Exception:
+            _record_pending(self._cache_failed(write))
+
+    async def _astored(
+        self,
+        values: dict[str, Any] | None,
+        *,
+        replaced: str | None = None,
+        complete: bool = True,
+    ) -> None:
+        write = self._write(values, replaced, complete, time.monotonic())
+        await ausable()
+        try:
+            if write.replaced is not None:
+                await self._cache.aset_many(
+                    _tombstones([write.replaced]), tombstone_timeout()
+                )
+            if write.key_hash is not None:
+                if write.entry is not None:
+                    await self._cache.aset(
+                        entry_key(write.key_hash), write.entry, write.timeout
+                    )
+                else:
+                    await self._cache.adelete(entry_key(write.key_hash))
+        except Exception:
+            await _arecord_pending(self._cache_failed(write))
+
+    def _removed(self, key_hash: str) -> None:
+        self._row = None
+        purge([key_hash])
+
+    async def _aremoved(self, key_hash: str) -> None:
+        self._row = None
+        await apurge([key_hash])
+
+    @classmethod
+    def ended(cls, key_hashes: list[str]) -> None:
+        purge(key_hashes)
+
+    @classmethod
+    async def aended(cls, key_hashes: list[str]) -> None:
+        await apurge(key_hashes)
+
+    def forget(self) -> None:
+        super().forget()
+        self._row = None
+
+    # -- Sync API ------------------------------------------------------------
+
+    def _cached(self, key_hash: str) -> dict[str, Any] | None:
+        if not usable():
+            return None
+        try:
+            found: dict[str, Any] = self._cache.get_many(
+                [entry_key(key_hash), tombstone_key(key_hash)]
+            )
+        except Exception:
+            logger.warning("Session cache unavailable; serving from the database")
+            health.failed()
+            return None
+        return found
+
+    def load(self) -> dict[str, Any]:
+        self.from_cache = False
+        self._row = None
+        key_hash = self._presented()
+        if key_hash is None:
+            return {}
+        found = self._cached(key_hash)
+        if found is not None:
+            record = self._hit(key_hash, found)
+            if record is not None:
+                return self._served(record)
+        observed = time.monotonic()
+        data = super().load()
+        if found is not None and tombstone_key(key_hash) not in found:
+            refill = self._refill(key_hash, observed)
+            if refill is not None:
+                try:
+                    self._cache.add(*refill)
+                except Exception:
+                    health.failed()
+        return data
+
+    def exists(self, session_key: str | None) -> bool:
+        if is_well_formed(session_key):
+            assert session_key is not None
+            key_hash = hash_key(session_key)
+            found = self._cached(key_hash)
+            if found is not None and self._hit(key_hash, found) is not None:
+                return True
+        return super().exists(session_key)
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """Delete expired sessions and old events; write pending tombstones."""
+        super().clear_expired()
+        drain()
+
+    # -- Async API -----------------------------------------------------------
+
+    async def _acached(self, key_hash: str) -> dict[str, Any] | None:
+        if not await ausable():
+            return None
+        try:
+            found: dict[str, Any] = await self._cache.aget_many(
+                [entry_key(key_hash), tombstone_key(key_hash)]
+            )
+        except Exception:
+            logger.warning("Session cache unavailable; serving from the database")
+            health.failed()
+            return None
+        return found
+
+    async def aload(self) -> dict[str, Any]:
+        self.from_cache = False
+        self._row = None
+        key_hash = self._presented()
+        if key_hash is None:
+            return {}
+        found = await self._acached(key_hash)
+        if found is not None:
+            record = self._hit(key_hash, found)
+            if record is not None:
+                return self._served(record)
+        observed = time.monotonic()
+        data = await super().aload()
+        if found is not None and tombstone_key(key_hash) not in found:
+            refill = self._refill(key_hash, observed)
+            if refill is not None:
+                try:
+                    await self._cache.aadd(*refill)
+                except Exception:
+                    health.failed()
+        return data
+
+    async def aexists(self, session_key: str | None) -> bool:
+        if is_well_formed(session_key):
+            assert session_key is not None
+            key_hash = hash_key(session_key)
+            found = await self._acached(key_hash)
+            if found is not None and self._hit(key_hash, found) is not None:
+                return True
+        return await super().aexists(session_key)
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        """Async twin of :meth:`clear_expired`."""
+        await super().aclear_expired()
+        await adrain()
