@@ -166,6 +166,18 @@ async def aemit(
     await SessionEvent.objects.abulk_create(
         _events(kind, subjects, reason=reason, by=by, request=request, detail=detail)
     )
+    await asend(kind, subjects, reason=reason, by=by, request=request)
+
+
+async def asend(
+    kind: str,
+    subjects: Iterable[Subject],
+    *,
+    reason: str,
+    by: Any = None,
+    request: HttpRequest | None = None,
+) -> None:
+    """Async twin of :func:`send`."""
     signal = SIGNALS.get(kind)
     if signal is not None:
         for subject in subjects:

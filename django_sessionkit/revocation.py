@@ -13,6 +13,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import router, transaction
 from django.db.models import QuerySet
@@ -20,7 +21,7 @@ from django.http import HttpRequest
 
 from django_sessionkit import events
 from django_sessionkit.conf import conf
-from django_sessionkit.events import Kind, Subject, aemit
+from django_sessionkit.events import Kind, Subject
 from django_sessionkit.models import Session, SessionQuerySet
 
 
@@ -42,6 +43,33 @@ def _batches(rows: QuerySet[Session]) -> QuerySet[Session]:
     return rows.select_related("user").order_by("pk")[: conf.CLEANUP_BATCH_SIZE]
 
 
+def _delete(
+    records: list[Session],
+    kind: str,
+    subjects: list[Subject],
+    reason: str,
+    by: Any,
+    request: HttpRequest | None,
+) -> tuple[int, list[str]]:
+    """Delete the rows of ``records`` and write their events, or neither.
+
+    Return how many rows went and, when the engine caches rows, the key
+    hashes to purge: read under a lock, so that a rotation cannot change a
+    key between this read and the delete.
+    """
+    rows = _sessions().filter(pk__in=[r.pk for r in records])
+    key_hashes: list[str] = []
+    with transaction.atomic(using=rows.db):
+        if caching_store() is not None:
+            key_hashes = list(
+                rows.select_for_update().values_list("key_hash", flat=True)
+            )
+        deleted, _ = rows.delete()
+        if deleted:
+            events.write(kind, subjects, reason=reason, by=by, request=request)
+    return deleted, key_hashes
+
+
 def _end(
     records: list[Session],
     kind: str,
@@ -50,20 +78,8 @@ def _end(
     request: HttpRequest | None,
 ) -> int:
     subjects = [Subject.of(r) for r in records]
-    rows = _sessions().filter(pk__in=[r.pk for r in records])
+    deleted, key_hashes = _delete(records, kind, subjects, reason, by, request)
     store = caching_store()
-    key_hashes: list[str] = []
-    # The rows and their events go together, or neither does.
-    with transaction.atomic(using=rows.db):
-        if store is not None:
-            # Locked, so that a rotation cannot change a key between this
-            # read and the delete: these are exactly the keys to purge.
-            key_hashes = list(
-                rows.select_for_update().values_list("key_hash", flat=True)
-            )
-        deleted, _ = rows.delete()
-        if deleted:
-            events.write(kind, subjects, reason=reason, by=by, request=request)
     if store is not None:
         store.ended(key_hashes)
     if deleted:
@@ -78,30 +94,17 @@ async def _aend(
     by: Any,
     request: HttpRequest | None,
 ) -> int:
-    rows = _sessions().filter(pk__in=[r.pk for r in records])
+    subjects = [await Subject.aof(r) for r in records]
+    # The async ORM has no transactions: the delete, its lock and its events
+    # run as one transaction on the ORM's thread, as in the sync path.
+    deleted, key_hashes = await sync_to_async(_delete)(
+        records, kind, subjects, reason, by, request
+    )
     store = caching_store()
-    if store is None:
-        deleted, _ = await rows.adelete()
-    else:
-        deleted = await _adelete_and_purge(rows, store)
-    if deleted:
-        subjects = [await Subject.aof(r) for r in records]
-        await aemit(kind, subjects, reason=reason, by=by, request=request)
-    return deleted
-
-
-async def _adelete_and_purge(rows: SessionQuerySet, store: Any) -> int:
-    # Without a transaction (the async ORM has none), delete only the keys
-    # just read: a row whose key a rotation changed meanwhile survives this
-    # round and is deleted, and its new key purged, in the next one.
-    deleted = 0
-    while pairs := [pair async for pair in rows.values_list("pk", "key_hash")]:
-        key_hashes = [key_hash for _, key_hash in pairs]
-        count, _ = await rows.filter(key_hash__in=key_hashes).adelete()
+    if store is not None:
         await store.aended(key_hashes)
-        deleted += count
-        if count == len(pairs):
-            break
+    if deleted:
+        await events.asend(kind, subjects, reason=reason, by=by, request=request)
     return deleted
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 from asgiref.sync import async_to_sync
+from django_redis.pool import ConnectionFactory
 
 from django_sessionkit.backends import cached_db
 from tests.helpers import CountingConnection
@@ -101,6 +102,10 @@ def cached_engine(settings: Any, redis_url: str) -> Iterator[str]:
     local-memory cache. The process's trust in the cache starts good and is
     reset afterwards.
     """
+    # django-redis keeps one connection pool per URL for the whole process:
+    # drop any an earlier test made, so that this test's OPTIONS (counting
+    # connections, short timeouts) apply.
+    ConnectionFactory._pools.pop(redis_url, None)
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "sessions": session_cache_config(redis_url),
@@ -111,5 +116,6 @@ def cached_engine(settings: Any, redis_url: str) -> Iterator[str]:
     cached_db.health.retry_at = 0.0
     CountingConnection.reset()
     yield redis_url
+    ConnectionFactory._pools.pop(redis_url, None)
     cached_db.health.suspect = False
     cached_db.health.retry_at = 0.0

@@ -104,9 +104,14 @@ class CountingConnection(redis.Connection):
         type(self).round_trips += 1
         super().send_packed_command(command, check_health)
 
-    def pack_command(self, *args: Any) -> Any:
-        type(self).commands.append(str(args[0]))
-        return super().pack_command(*args)
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        type(self).commands.append(str(args[0]).upper())
+        super().send_command(*args, **kwargs)
+
+    def pack_commands(self, commands: Any) -> Any:
+        # A pipeline: its commands go out in one send_packed_command.
+        type(self).commands.extend(str(args[0]).upper() for args in commands)
+        return super().pack_commands(commands)
 
     @classmethod
     def reset(cls) -> None:

@@ -1,0 +1,303 @@
+"""System checks of the session cache (E014-E017, W002): the cached store only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from django_sessionkit.backends import cached_db
+from django_sessionkit.checks import check_session_cache, check_session_engine
+
+CACHED = "django_sessionkit.backends.cached_db"
+CACHE_IDS = {
+    "sessionkit.E014",
+    "sessionkit.E015",
+    "sessionkit.E016",
+    "sessionkit.E017",
+    "sessionkit.W002",
+}
+DJANGO_REDIS = "django_redis.cache.RedisCache"
+DJANGO_BUILTIN_REDIS = "django.core.cache.backends.redis.RedisCache"
+LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
+DUMMY = "django.core.cache.backends.dummy.DummyCache"
+PRIMARY = "redis://10.0.0.1:6379/1"
+REPLICA = "redis://10.0.0.2:6379/1"
+
+
+class SessionStore(cached_db.SessionStore):
+    """A project's store built on the cached one: ``SESSION_ENGINE = __name__``."""
+
+
+def ids(messages: Sequence[checks.CheckMessage]) -> list[str]:
+    return [str(message.id) for message in messages]
+
+
+def only(messages: Sequence[checks.CheckMessage], check_id: str) -> checks.CheckMessage:
+    assert ids(messages) == [check_id]
+    return messages[0]
+
+
+def redis_cache(**config: Any) -> dict[str, Any]:
+    """A django-redis cache on one primary, with ``config`` on top."""
+    return {"BACKEND": DJANGO_REDIS, "LOCATION": PRIMARY, **config}
+
+
+def cached(
+    cache: dict[str, Any] | None = None,
+    alias: str = "sessions",
+    engine: str = CACHED,
+    **more: Any,
+) -> override_settings:
+    """Settings with ``engine`` (the cached store) and ``cache`` as the session
+    cache."""
+    return override_settings(
+        SESSION_ENGINE=engine,
+        SESSION_CACHE_ALIAS=alias,
+        CACHES={
+            "default": {"BACKEND": LOCMEM},
+            "sessions": cache if cache is not None else redis_cache(),
+        },
+        **more,
+    )
+
+
+# -- Only with the cached store ---------------------------------------------------
+
+
+def test_good_session_cache_ok() -> None:
+    with cached():
+        assert check_session_cache() == []
+        assert check_session_engine() == []
+
+
+def test_subclass_of_cached_store_checked() -> None:
+    with cached(redis_cache(LOCATION=[PRIMARY, REPLICA]), engine=__name__):
+        assert ids(check_session_cache()) == ["sessionkit.E017"]
+
+
+BROKEN = {
+    "BACKEND": DJANGO_REDIS,
+    "LOCATION": [PRIMARY, REPLICA],
+    "OPTIONS": {"IGNORE_EXCEPTIONS": True},
+}
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "django_sessionkit.backends.db",
+        "django.contrib.sessions.backends.cached_db",
+        "django.contrib.sessions.backends.cache",
+        "no_such_package.sessions",
+    ],
+)
+def test_other_engines_not_checked(engine: str) -> None:
+    # Every problem at once, but the sessions are not cached by our store.
+    with cached(BROKEN, "nope", engine, SESSIONKIT_CACHE_MAX_AGE=None):
+        assert check_session_cache() == []
+    with cached(BROKEN, engine=engine, SESSIONKIT_CACHE_MAX_AGE=None):
+        assert check_session_cache() == []
+
+
+def test_subclass_of_database_store_not_checked() -> None:
+    # tests.test_checks defines a SessionStore built on the database store.
+    with cached(BROKEN, engine="tests.test_checks", SESSIONKIT_CACHE_MAX_AGE=None):
+        assert check_session_cache() == []
+
+
+def test_every_problem_reported_with_cached_store() -> None:
+    with cached(BROKEN, SESSIONKIT_CACHE_MAX_AGE=None):
+        assert ids(check_session_cache()) == [
+            "sessionkit.E014",
+            "sessionkit.E016",
+            "sessionkit.E017",
+        ]
+
+
+# -- E014: SESSIONKIT_CACHE_MAX_AGE ------------------------------------------------
+
+
+def test_cache_max_age_none_errors() -> None:
+    with cached(SESSIONKIT_CACHE_MAX_AGE=None):
+        error = only(check_session_cache(), "sessionkit.E014")
+    assert error.level == checks.ERROR
+    assert "SESSIONKIT_CACHE_MAX_AGE" in error.msg
+    assert error.hint
+
+
+@pytest.mark.parametrize("value", [timedelta(minutes=1), 30, 0.5])
+def test_cache_max_age_set_ok(value: Any) -> None:
+    with cached(SESSIONKIT_CACHE_MAX_AGE=value):
+        assert check_session_cache() == []
+
+
+# -- E015: SESSION_CACHE_ALIAS -----------------------------------------------------
+
+
+def test_cache_alias_missing_errors() -> None:
+    with cached(alias="nope"):
+        error = only(check_session_cache(), "sessionkit.E015")
+    assert error.level == checks.ERROR
+    assert "'nope'" in error.msg
+    assert "CACHES" in error.msg
+
+
+def test_cache_alias_default_when_present_ok() -> None:
+    with cached(alias="default"):
+        # "default" is a local-memory cache here: only W002.
+        assert ids(check_session_cache()) == ["sessionkit.W002"]
+
+
+def test_cache_alias_missing_and_max_age_none_both_reported() -> None:
+    with cached(alias="nope", SESSIONKIT_CACHE_MAX_AGE=None):
+        assert ids(check_session_cache()) == ["sessionkit.E014", "sessionkit.E015"]
+
+
+# -- E016: django-redis ignoring errors ----------------------------------------------
+
+
+def test_ignore_exceptions_option_errors() -> None:
+    with cached(redis_cache(OPTIONS={"IGNORE_EXCEPTIONS": True})):
+        error = only(check_session_cache(), "sessionkit.E016")
+    assert error.level == checks.ERROR
+    assert "'sessions'" in error.msg
+    assert "IGNORE_EXCEPTIONS" in (error.hint or "")
+
+
+def test_global_ignore_exceptions_errors() -> None:
+    with cached(DJANGO_REDIS_IGNORE_EXCEPTIONS=True):
+        only(check_session_cache(), "sessionkit.E016")
+
+
+def test_ignore_exceptions_option_false_overrides_global() -> None:
+    cache = redis_cache(OPTIONS={"IGNORE_EXCEPTIONS": False})
+    with cached(cache, DJANGO_REDIS_IGNORE_EXCEPTIONS=True):
+        assert check_session_cache() == []
+
+
+def test_ignore_exceptions_option_true_overrides_global_false() -> None:
+    cache = redis_cache(OPTIONS={"IGNORE_EXCEPTIONS": True})
+    with cached(cache, DJANGO_REDIS_IGNORE_EXCEPTIONS=False):
+        only(check_session_cache(), "sessionkit.E016")
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"IGNORE_EXCEPTIONS": False}, {"SOCKET_TIMEOUT": 0.5}]
+)
+def test_errors_raised_ok(options: dict[str, Any]) -> None:
+    with cached(redis_cache(OPTIONS=options), DJANGO_REDIS_IGNORE_EXCEPTIONS=False):
+        assert check_session_cache() == []
+
+
+def test_ignore_exceptions_of_another_cache_ok() -> None:
+    with override_settings(
+        SESSION_ENGINE=CACHED,
+        SESSION_CACHE_ALIAS="sessions",
+        CACHES={
+            "default": redis_cache(OPTIONS={"IGNORE_EXCEPTIONS": True}),
+            "sessions": redis_cache(OPTIONS={"IGNORE_EXCEPTIONS": False}),
+        },
+    ):
+        assert check_session_cache() == []
+
+
+def test_ignore_exceptions_only_for_django_redis() -> None:
+    cache = {
+        "BACKEND": DJANGO_BUILTIN_REDIS,
+        "LOCATION": PRIMARY,
+        "OPTIONS": {"IGNORE_EXCEPTIONS": True},
+    }
+    with cached(cache, DJANGO_REDIS_IGNORE_EXCEPTIONS=True):
+        assert check_session_cache() == []
+
+
+# -- E017: reads from replicas --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [
+        redis_cache(LOCATION=[PRIMARY, REPLICA]),
+        redis_cache(LOCATION=f"{PRIMARY},{REPLICA}"),
+        {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": [PRIMARY, REPLICA]},
+        {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": f"{PRIMARY},{REPLICA}"},
+    ],
+    ids=["list", "comma_string", "django_list", "django_comma_string"],
+)
+def test_several_locations_error(cache: dict[str, Any]) -> None:
+    with cached(cache):
+        error = only(check_session_cache(), "sessionkit.E017")
+    assert error.level == checks.ERROR
+    assert "'sessions'" in error.msg
+    assert "replica" in error.msg
+
+
+def test_sentinel_client_errors() -> None:
+    cache = redis_cache(
+        LOCATION="redis://mymaster/0",
+        OPTIONS={
+            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "SENTINELS": [("10.0.0.3", 26379)],
+        },
+    )
+    with cached(cache):
+        error = only(check_session_cache(), "sessionkit.E017")
+    assert "SentinelClient" in error.msg
+
+
+def test_shard_client_with_several_locations_ok() -> None:
+    cache = redis_cache(
+        LOCATION=[PRIMARY, REPLICA],
+        OPTIONS={"CLIENT_CLASS": "django_redis.client.ShardClient"},
+    )
+    with cached(cache):
+        assert check_session_cache() == []
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [
+        redis_cache(),
+        redis_cache(LOCATION=[PRIMARY]),
+        redis_cache(OPTIONS={"CLIENT_CLASS": "django_redis.client.DefaultClient"}),
+        {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": PRIMARY},
+    ],
+    ids=["string", "list_of_one", "default_client", "django_redis_backend"],
+)
+def test_one_location_ok(cache: dict[str, Any]) -> None:
+    with cached(cache):
+        assert check_session_cache() == []
+
+
+# -- W002: process-local caches -------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", [LOCMEM, DUMMY])
+def test_process_local_cache_warns(backend: str) -> None:
+    with cached({"BACKEND": backend}):
+        warning = only(check_session_cache(), "sessionkit.W002")
+    assert warning.level == checks.WARNING
+    assert backend in warning.msg
+    assert warning.hint
+
+
+def test_process_local_cache_not_warned_with_database_store() -> None:
+    with cached({"BACKEND": LOCMEM}, engine="django_sessionkit.backends.db"):
+        assert check_session_cache() == []
+
+
+# -- Registration ---------------------------------------------------------------------
+
+
+def test_run_checks_reports_cache_problems() -> None:
+    with cached(alias="nope"):
+        found = ids(checks.run_checks(tags=["sessionkit"]))
+    assert [i for i in found if i in CACHE_IDS] == ["sessionkit.E015"]
+    with cached():
+        found = ids(checks.run_checks(tags=["sessionkit"]))
+    assert [i for i in found if i in CACHE_IDS] == []
