@@ -48,6 +48,8 @@ typecheck: $(VENV)/.installed-dev+test
 bench: $(VENV)/.installed-test
 	$(PY) bench/requests.py
 	$(PY) bench/requests.py --postgres
+	$(PY) bench/cached.py
+	$(PY) bench/scale.py
 
 package-check: $(VENV)/.installed-dev
 	scripts/package-check $(PY)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from django.apps import AppConfig
 from django.conf import settings
@@ -325,12 +326,27 @@ def _ignores_exceptions(config: dict[str, Any]) -> bool:
     return bool(getattr(settings, "DJANGO_REDIS_IGNORE_EXCEPTIONS", False))
 
 
+# What redis-py reads as false in a URL's query (``is_master=0``).
+_FALSE = {"0", "F", "FALSE", "N", "NO"}
+
+
+def _names_replica(location: str, options: dict[str, Any]) -> bool:
+    # SentinelConnectionFactory connects to a replica for ``is_master=0`` in
+    # the URL or ``is_master: False`` in the pool's keyword arguments.
+    values = parse_qs(urlparse(location).query).get("is_master", [])
+    pool = options.get("CONNECTION_POOL_KWARGS") or {}
+    return any(v.upper() in _FALSE for v in values) or pool.get("is_master") is False
+
+
 def _replica_reads(config: dict[str, Any]) -> bool:
-    client = (config.get("OPTIONS") or {}).get("CLIENT_CLASS", "")
+    options = config.get("OPTIONS") or {}
+    client = options.get("CLIENT_CLASS", "")
     if config.get("BACKEND") == _DJANGO_REDIS and client.endswith("SentinelClient"):
         return True
-    sharded = client.endswith("ShardClient")
-    return len(_locations(config)) > 1 and not sharded
+    locations = _locations(config)
+    if any(_names_replica(location, options) for location in locations):
+        return True
+    return len(locations) > 1 and not client.endswith("ShardClient")
 
 
 @register(TAG)
@@ -387,6 +403,28 @@ def check_session_cache(
                 "Sentinel use django-redis' DefaultClient and "
                 "SentinelConnectionFactory, which reach the current primary.",
                 id="sessionkit.E017",
+            )
+        )
+    replicas = conf.CACHE_WAIT_REPLICAS
+    if not _is_int(replicas) or replicas < 0:
+        errors.append(
+            Error(
+                "SESSIONKIT_CACHE_WAIT_REPLICAS must be a whole number >= 0, "
+                f"not {replicas!r}.",
+                hint="Set it to the number of Redis replicas that must keep a "
+                "tombstone (Redis WAIT), or 0 not to wait.",
+                id="sessionkit.E018",
+            )
+        )
+    elif replicas and (backend != _DJANGO_REDIS or conf.CACHE_WAIT_TIMEOUT is None):
+        errors.append(
+            Error(
+                "SESSIONKIT_CACHE_WAIT_REPLICAS needs the session cache to be "
+                "django-redis (django_redis.cache.RedisCache) and "
+                "SESSIONKIT_CACHE_WAIT_TIMEOUT to be set.",
+                hint="Use django-redis for the session cache alias, or set "
+                "SESSIONKIT_CACHE_WAIT_REPLICAS = 0.",
+                id="sessionkit.E019",
             )
         )
     if backend in _PROCESS_LOCAL_CACHES:

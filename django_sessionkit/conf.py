@@ -32,6 +32,8 @@ DURATION_SETTINGS: tuple[str, ...] = (
     "EVENT_RETENTION",
     "IDLE_WARNING",
     "CACHE_MAX_AGE",
+    "CACHE_SWEEP_INTERVAL",
+    "CACHE_WAIT_TIMEOUT",
 )
 
 
@@ -179,6 +181,22 @@ class Settings:
     def CACHE_MAX_AGE(self) -> timedelta | None:
         """How long a cached session entry is trusted without the database."""
         return self._duration("CACHE_MAX_AGE", timedelta(minutes=5))
+
+    @property
+    def CACHE_SWEEP_INTERVAL(self) -> timedelta | None:
+        """How often each process writes tombstones others could not write."""
+        return self._duration("CACHE_SWEEP_INTERVAL", timedelta(seconds=5))
+
+    @property
+    def CACHE_WAIT_REPLICAS(self) -> int:
+        """How many Redis replicas must keep a tombstone before it counts."""
+        value: int = self._get("CACHE_WAIT_REPLICAS", 0)
+        return value
+
+    @property
+    def CACHE_WAIT_TIMEOUT(self) -> timedelta | None:
+        """How long a tombstone write waits for those replicas."""
+        return self._duration("CACHE_WAIT_TIMEOUT", timedelta(milliseconds=100))
 
     @property
     def IDLE_WARNING(self) -> timedelta | None:

@@ -33,6 +33,9 @@ SETTINGS: list[tuple[str, Any, Any, Any]] = [
     ("EVENT_RETENTION", timedelta(days=90), timedelta(days=7), None),
     ("IDLE_WARNING", timedelta(minutes=2), timedelta(seconds=30), None),
     ("CACHE_MAX_AGE", timedelta(minutes=5), timedelta(seconds=90), None),
+    ("CACHE_SWEEP_INTERVAL", timedelta(seconds=5), timedelta(seconds=1), None),
+    ("CACHE_WAIT_REPLICAS", 0, 1, 2),
+    ("CACHE_WAIT_TIMEOUT", timedelta(milliseconds=100), timedelta(seconds=1), None),
 ]
 NAMES = [name for name, *_ in SETTINGS]
 

@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.sessions.backends.base import UpdateError
 from django.core.cache import BaseCache, caches
 from django.db import models, router
 from django.utils import timezone
@@ -183,6 +185,7 @@ class Health:
 
     suspect: bool = True
     retry_at: float = 0.0
+    sweep_at: float = 0.0
 
     def failed(self) -> None:
         self.suspect = True
@@ -190,6 +193,15 @@ class Health:
 
     def may_try(self) -> bool:
         return not self.suspect or time.monotonic() >= self.retry_at
+
+    def drained(self) -> None:
+        self.suspect = False
+        interval = conf.CACHE_SWEEP_INTERVAL
+        seconds = interval.total_seconds() if interval is not None else float("inf")
+        self.sweep_at = time.monotonic() + seconds
+
+    def sweep_due(self) -> bool:
+        return self.suspect or time.monotonic() >= self.sweep_at
 
 
 health = Health()
@@ -213,6 +225,50 @@ async def _arecord_pending(key_hashes: list[str]) -> None:
         )
 
 
+class ReplicationError(Exception):
+    """Fewer replicas than ``SESSIONKIT_CACHE_WAIT_REPLICAS`` kept a tombstone."""
+
+
+def _replicated_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None:
+    # django-redis' own client: the writes and the WAIT go down one
+    # connection in one pipeline, so WAIT counts exactly these writes.
+    wanted = conf.CACHE_WAIT_REPLICAS
+    wait = conf.CACHE_WAIT_TIMEOUT or timedelta(0)
+    client = cache.client  # type: ignore[attr-defined]
+    milliseconds = int(tombstone_timeout() * 1000)
+    pipeline = client.get_client(write=True).pipeline(transaction=False)
+    for key, value in _tombstones(key_hashes).items():
+        pipeline.set(client.make_key(key), client.encode(value), px=milliseconds)
+    pipeline.execute_command("WAIT", wanted, max(1, int(wait.total_seconds() * 1000)))
+    kept = pipeline.execute()[-1]
+    if kept < wanted:
+        raise ReplicationError(f"{kept} of {wanted} replicas kept the tombstones")
+
+
+def write_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None:
+    """Tombstone ``key_hashes`` in one round trip; raise when that failed.
+
+    With ``SESSIONKIT_CACHE_WAIT_REPLICAS``, the tombstones only count as
+    written once that many replicas have them: a failover then cannot lose
+    them.
+    """
+    if conf.CACHE_WAIT_REPLICAS:
+        _replicated_tombstones(cache, key_hashes)
+    else:
+        cache.set_many(_tombstones(key_hashes), tombstone_timeout())
+
+
+async def awrite_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None:
+    """Async twin of :func:`write_tombstones`."""
+    if conf.CACHE_WAIT_REPLICAS:
+        # django-redis has no async client: its sync one, on a thread.
+        await sync_to_async(_replicated_tombstones, thread_sensitive=False)(
+            cache, list(key_hashes)
+        )
+    else:
+        await cache.aset_many(_tombstones(key_hashes), tombstone_timeout())
+
+
 def drain() -> bool:
     """Write every pending tombstone; return whether the cache may be trusted."""
     if not health.may_try():
@@ -220,13 +276,13 @@ def drain() -> bool:
     cache = session_cache()
     try:
         while batch := list(_pending().values_list("pk", "key_hash")[:_PURGE_BATCH]):
-            cache.set_many(_tombstones(h for _, h in batch), tombstone_timeout())
+            write_tombstones(cache, [h for _, h in batch])
             _pending().filter(pk__in=[pk for pk, _ in batch]).delete()
     except Exception:
         logger.warning("Session cache unavailable; serving from the database")
         health.failed()
         return False
-    health.suspect = False
+    health.drained()
     return True
 
 
@@ -239,28 +295,32 @@ async def adrain() -> bool:
         while batch := [
             row async for row in _pending().values_list("pk", "key_hash")[:_PURGE_BATCH]
         ]:
-            await cache.aset_many(_tombstones(h for _, h in batch), tombstone_timeout())
+            await awrite_tombstones(cache, [h for _, h in batch])
             await _pending().filter(pk__in=[pk for pk, _ in batch]).adelete()
     except Exception:
         logger.warning("Session cache unavailable; serving from the database")
         health.failed()
         return False
-    health.suspect = False
+    health.drained()
     return True
 
 
 def usable() -> bool:
     """Whether this process may read the cache now.
 
-    Writes are always tried: a failed write is logged and recorded, and a
-    write never brings back what a tombstone ended.
+    Drains first when this process saw the cache fail, and otherwise every
+    ``SESSIONKIT_CACHE_SWEEP_INTERVAL``: so tombstones that another process
+    could not write (it could not reach Redis) reach the cache within that
+    interval, from any process that can. Writes call it too, but are tried
+    whatever it answers: a failed write is logged and recorded, and a write
+    never brings back what a tombstone ended.
     """
-    return not health.suspect or drain()
+    return drain() if health.sweep_due() else True
 
 
 async def ausable() -> bool:
     """Async twin of :func:`usable`."""
-    return not health.suspect or await adrain()
+    return await adrain() if health.sweep_due() else True
 
 
 def purge(key_hashes: list[str]) -> None:
@@ -269,7 +329,7 @@ def purge(key_hashes: list[str]) -> None:
         return
     usable()
     try:
-        session_cache().set_many(_tombstones(key_hashes), tombstone_timeout())
+        write_tombstones(session_cache(), key_hashes)
     except Exception:
         logger.exception("Error purging sessions from the cache")
         health.failed()
@@ -282,7 +342,7 @@ async def apurge(key_hashes: list[str]) -> None:
         return
     await ausable()
     try:
-        await session_cache().aset_many(_tombstones(key_hashes), tombstone_timeout())
+        await awrite_tombstones(session_cache(), key_hashes)
     except Exception:
         logger.exception("Error purging sessions from the cache")
         health.failed()
@@ -414,7 +474,7 @@ class SessionStore(db.SessionStore):
         usable()
         try:
             if write.replaced is not None:
-                self._cache.set_many(_tombstones([write.replaced]), tombstone_timeout())
+                write_tombstones(self._cache, [write.replaced])
             if write.key_hash is not None:
                 if write.entry is not None:
                     self._cache.set(
@@ -436,9 +496,7 @@ class SessionStore(db.SessionStore):
         await ausable()
         try:
             if write.replaced is not None:
-                await self._cache.aset_many(
-                    _tombstones([write.replaced]), tombstone_timeout()
-                )
+                await awrite_tombstones(self._cache, [write.replaced])
             if write.key_hash is not None:
                 if write.entry is not None:
                     await self._cache.aset(
@@ -469,7 +527,34 @@ class SessionStore(db.SessionStore):
         super().forget()
         self._row = None
 
+    def _lost(self) -> list[str]:
+        """A write found no row: the key to tombstone, so no copy outlives it.
+
+        The database says the session is gone (revoked while this process
+        could not hear about it, say): whatever the cache still holds for
+        the key must not serve it again.
+        """
+        self._row = None
+        session_key = self._session_key
+        if session_key is None or not is_well_formed(session_key):
+            return []
+        return [hash_key(session_key)]
+
     # -- Sync API ------------------------------------------------------------
+
+    def save(self, must_create: bool = False) -> None:
+        try:
+            super().save(must_create)
+        except UpdateError:
+            purge(self._lost())
+            raise
+
+    def touch(self) -> bool:
+        """Write activity and deadlines; tombstone the key when the row is gone."""
+        if super().touch():
+            return True
+        purge(self._lost())
+        return False
 
     def _cached(self, key_hash: str) -> dict[str, Any] | None:
         if not usable():
@@ -522,6 +607,20 @@ class SessionStore(db.SessionStore):
         drain()
 
     # -- Async API -----------------------------------------------------------
+
+    async def asave(self, must_create: bool = False) -> None:
+        try:
+            await super().asave(must_create)
+        except UpdateError:
+            await apurge(self._lost())
+            raise
+
+    async def atouch(self) -> bool:
+        """Async twin of :meth:`touch`."""
+        if await super().atouch():
+            return True
+        await apurge(self._lost())
+        return False
 
     async def _acached(self, key_hash: str) -> dict[str, Any] | None:
         if not await ausable():
