@@ -7,11 +7,12 @@ values are reported by the system checks in :mod:`django_sessionkit.checks`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 StoreIP = Literal["full", "truncated", "none"]
 STORE_IP_CHOICES: tuple[str, ...] = ("full", "truncated", "none")
@@ -49,11 +50,48 @@ def to_timedelta(value: Any) -> Any:
 
 
 class Settings:
-    """One property per setting, with its default inline."""
+    """One property per setting, with its default inline.
 
-    @staticmethod
-    def _get(name: str, default: Any) -> Any:
-        return getattr(settings, f"SESSIONKIT_{name}", default)
+    Values are remembered after their first read and forgotten whenever a
+    ``SESSIONKIT_*`` setting changes (``override_settings``, the
+    ``setting_changed`` signal, or settings configured anew): reading an
+    unset Django setting raises and catches an ``AttributeError`` inside
+    Django, which every request would otherwise pay for several times.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._source: object = None
+
+    def _check_source(self) -> None:
+        # override_settings swaps the object behind django.conf.settings.
+        source = getattr(settings, "_wrapped", None)
+        if source is not self._source:
+            self._values.clear()
+            self._source = source
+
+    def _get(self, name: str, default: Any) -> Any:
+        self._check_source()
+        try:
+            return self._values[name]
+        except KeyError:
+            value = getattr(settings, f"SESSIONKIT_{name}", default)
+            self._values[name] = value
+            return value
+
+    def derived(self, name: str, make: Callable[[], Any]) -> Any:
+        """A value computed from settings, remembered like the settings are."""
+        self._check_source()
+        key = f"derived:{name}"
+        try:
+            return self._values[key]
+        except KeyError:
+            value = self._values[key] = make()
+            return value
+
+    def reload(self) -> None:
+        """Forget the remembered values: read the settings again."""
+        self._values.clear()
 
     def _duration(self, name: str, default: timedelta | None) -> timedelta | None:
         value: timedelta | None = to_timedelta(self._get(name, default))
@@ -205,3 +243,11 @@ class Settings:
 
 
 conf = Settings()
+
+
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("SESSIONKIT_"):
+        conf.reload()
+
+
+setting_changed.connect(_setting_changed, dispatch_uid="django_sessionkit.conf")

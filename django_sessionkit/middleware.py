@@ -170,8 +170,11 @@ class SessionKitMiddleware:
             return None  # signed in, out or rotated by the view itself
         passive = is_passive(request)
         active_at = state.now if not passive and _activity_due(request, state) else None
-        store.set_policy_deadlines(state.policy, now=state.now, active_at=active_at)
-        return None if passive else _rotation_due(state)
+        rotation = None if passive else _rotation_due(state)
+        if active_at is not None or rotation is not None or store.modified:
+            # Only a write needs the deadlines: most requests write nothing.
+            store.set_policy_deadlines(state.policy, now=state.now, active_at=active_at)
+        return rotation
 
     @staticmethod
     def _hygiene(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:

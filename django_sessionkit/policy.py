@@ -77,14 +77,22 @@ def utc_iso(value: datetime | None) -> str | None:
 def default_policy(request: HttpRequest, user: Any) -> Policy:
     """The policy of the ``SESSIONKIT_*`` settings, with "remember me"."""
     if getattr(request.session, "remember_me", False):
-        return Policy(
-            idle_timeout=conf.REMEMBER_ME_IDLE_TIMEOUT,
-            absolute_timeout=conf.REMEMBER_ME_ABSOLUTE_TIMEOUT,
-            rotate_interval=conf.ROTATE_INTERVAL,
-        )
+        return conf.derived("remember_me_policy", _remember_me_policy)  # type: ignore[no-any-return]
+    return conf.derived("policy", _policy)  # type: ignore[no-any-return]
+
+
+def _policy() -> Policy:
     return Policy(
         idle_timeout=conf.IDLE_TIMEOUT,
         absolute_timeout=conf.ABSOLUTE_TIMEOUT,
+        rotate_interval=conf.ROTATE_INTERVAL,
+    )
+
+
+def _remember_me_policy() -> Policy:
+    return Policy(
+        idle_timeout=conf.REMEMBER_ME_IDLE_TIMEOUT,
+        absolute_timeout=conf.REMEMBER_ME_ABSOLUTE_TIMEOUT,
         rotate_interval=conf.ROTATE_INTERVAL,
     )
 

@@ -40,6 +40,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import UpdateError
 from django.core.cache import BaseCache, caches
 from django.db import models, router
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from django_sessionkit.backends import db
@@ -90,12 +91,23 @@ def tombstone_timeout() -> float:
     return max_age() + TOMBSTONE_MARGIN.total_seconds()
 
 
-# -- Entries: a row's columns, in a layout every cache serializer keeps -----
+# -- Entries: a row's columns and its data, in plain values ----------------
+#
+# An entry is ``(FORMAT, data, *columns)``: the session's data already
+# decoded (as Django's cache engines keep it, so a hit costs no signature
+# check and no JSON parsing), then every other column of the row in field
+# order, datetimes as ISO 8601 strings so that pickle, JSON and msgpack
+# serializers all give back what was stored.
+
+
+@functools.cache
+def _columns(model: type[Session]) -> tuple[str, ...]:
+    return tuple(field.attname for field in model._meta.concrete_fields)
 
 
 @functools.cache
 def _layout(model: type[Session]) -> tuple[tuple[str, ...], frozenset[str]]:
-    fields = model._meta.concrete_fields
+    fields = [f for f in model._meta.concrete_fields if f.attname != "session_data"]
     names = tuple(field.attname for field in fields)
     dates = frozenset(f.attname for f in fields if isinstance(f, models.DateTimeField))
     return names, dates
@@ -103,19 +115,17 @@ def _layout(model: type[Session]) -> tuple[tuple[str, ...], frozenset[str]]:
 
 def row_values(record: Session) -> dict[str, Any]:
     """The columns of ``record``, by attribute name."""
-    names, _ = _layout(type(record))
-    return {name: getattr(record, name) for name in names}
+    return {name: getattr(record, name) for name in _columns(type(record))}
 
 
-def pack(values: dict[str, Any], model: type[Session] = Session) -> tuple[Any, ...]:
-    """An entry for the row ``values``: a tuple of plain values.
-
-    Datetimes travel as ISO 8601 strings, so pickle, JSON and msgpack
-    serializers all give back what was stored.
-    """
+def pack(
+    values: dict[str, Any], data: dict[str, Any], model: type[Session] = Session
+) -> tuple[Any, ...]:
+    """The entry of a row (``values``, by attribute name) whose data is ``data``."""
     names, dates = _layout(model)
     return (
         FORMAT,
+        data,
         *(
             values[name].isoformat()
             if name in dates and values[name] is not None
@@ -125,25 +135,38 @@ def pack(values: dict[str, Any], model: type[Session] = Session) -> tuple[Any, .
     )
 
 
-def unpack(entry: Any, using: str, model: type[Session] = Session) -> Session | None:
-    """The row stored as ``entry``, or ``None`` when it is not an entry."""
+def unpack(
+    entry: Any, using: str, model: type[Session] = Session
+) -> tuple[Session, dict[str, Any]] | None:
+    """The row and data stored as ``entry``, or ``None`` when it is not an entry.
+
+    The row's ``session_data`` is left empty: the data comes decoded beside it.
+    """
     names, dates = _layout(model)
     if (
         not isinstance(entry, tuple | list)
-        or len(entry) != len(names) + 1
+        or len(entry) != len(names) + 2
         or entry[0] != FORMAT
+        or not isinstance(entry[1], dict)
     ):
         return None
     try:
-        values = [
-            datetime.fromisoformat(value)
+        values = {
+            name: datetime.fromisoformat(value)
             if name in dates and value is not None
             else value
-            for name, value in zip(names, entry[1:], strict=True)
-        ]
+            for name, value in zip(names, entry[2:], strict=True)
+        }
     except (TypeError, ValueError):
         return None
-    return model.from_db(using, list(names), values)
+    # What ``Model.from_db()`` builds, without ``__init__``'s per-field work:
+    # every column is set, so nothing is deferred.
+    record = model.__new__(model)
+    record.__dict__.update(values, session_data="")
+    record._state = ModelState()
+    record._state.adding = False
+    record._state.db = using
+    return record, entry[1]
 
 
 def entry_timeout(values: dict[str, Any], observed: float) -> float | None:
@@ -401,23 +424,30 @@ class SessionStore(db.SessionStore):
         assert session_key is not None
         return hash_key(session_key)
 
-    def _hit(self, key_hash: str, found: dict[str, Any]) -> Session | None:
-        """The live row the cache answered with, or ``None`` to ask the database."""
+    def _hit(
+        self, key_hash: str, found: dict[str, Any]
+    ) -> tuple[Session, dict[str, Any]] | None:
+        """The live row and data the cache answered with, or ``None`` to ask
+        the database."""
         if tombstone_key(key_hash) in found:
             return None
-        record = unpack(found.get(entry_key(key_hash)), self._using())
-        if record is None or record.key_hash != key_hash:
+        hit = unpack(found.get(entry_key(key_hash)), self._using())
+        if hit is None or hit[0].key_hash != key_hash:
             return None
         # An entry past a deadline may be stale: the database decides.
-        if not self.is_live(record, timezone.now()):
+        if not self.is_live(hit[0], timezone.now()):
             return None
-        return record
+        return hit
 
-    def _served(self, record: Session) -> dict[str, Any]:
+    def _served(self, hit: tuple[Session, dict[str, Any]]) -> dict[str, Any]:
         self.from_cache = True
-        return self._found([record])
+        self._record, data = hit
+        self._has_row = True
+        return data
 
-    def _refill(self, key_hash: str, observed: float) -> tuple[str, Any, float] | None:
+    def _refill(
+        self, key_hash: str, observed: float, data: dict[str, Any]
+    ) -> tuple[str, Any, float] | None:
         """What to ``add`` after a miss: only the row found by the presented key."""
         record = self._record
         if record is None or record.key_hash != key_hash:
@@ -426,7 +456,7 @@ class SessionStore(db.SessionStore):
         timeout = entry_timeout(values, observed)
         if timeout is None:
             return None
-        return entry_key(key_hash), pack(values, type(record)), timeout
+        return entry_key(key_hash), pack(values, data, type(record)), timeout
 
     def _using(self) -> str:
         return router.db_for_write(self.get_model_class())
@@ -447,11 +477,13 @@ class SessionStore(db.SessionStore):
             # An insert wrote the whole record; else start from the row read.
             row = row_values(self._record)
         entry = timeout = None
-        if complete and row is not None and key_hash is not None:
+        # What the row's data is after the write: this request's data.
+        data = getattr(self, "_session_cache", None)
+        if complete and row is not None and key_hash is not None and data is not None:
             row = {**row, **(values or {}), "key_hash": key_hash}
             self._row = row
             timeout = entry_timeout(row, observed)
-            entry = pack(row, self.get_model_class()) if timeout else None
+            entry = pack(row, data, self.get_model_class()) if timeout else None
         else:
             self._row = None
         return Write(key_hash, entry, timeout, replaced)
@@ -577,13 +609,13 @@ class SessionStore(db.SessionStore):
             return {}
         found = self._cached(key_hash)
         if found is not None:
-            record = self._hit(key_hash, found)
-            if record is not None:
-                return self._served(record)
+            hit = self._hit(key_hash, found)
+            if hit is not None:
+                return self._served(hit)
         observed = time.monotonic()
         data = super().load()
         if found is not None and tombstone_key(key_hash) not in found:
-            refill = self._refill(key_hash, observed)
+            refill = self._refill(key_hash, observed, data)
             if refill is not None:
                 try:
                     self._cache.add(*refill)
@@ -643,13 +675,13 @@ class SessionStore(db.SessionStore):
             return {}
         found = await self._acached(key_hash)
         if found is not None:
-            record = self._hit(key_hash, found)
-            if record is not None:
-                return self._served(record)
+            hit = self._hit(key_hash, found)
+            if hit is not None:
+                return self._served(hit)
         observed = time.monotonic()
         data = await super().aload()
         if found is not None and tombstone_key(key_hash) not in found:
-            refill = self._refill(key_hash, observed)
+            refill = self._refill(key_hash, observed, data)
             if refill is not None:
                 try:
                     await self._cache.aadd(*refill)
