@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 import redis
 from asgiref.sync import async_to_sync
-from django_redis.pool import ConnectionFactory
 
-from django_sessionkit.backends import cached_db
-from tests.helpers import CountingConnection
+from tests.helpers import cached_engine_on
 from tests.servers import RedisProcess
 
 
@@ -77,45 +75,11 @@ def redis_url(redis_server: tuple[str, bool]) -> Iterator[str]:
         client.flushdb()
 
 
-def session_cache_config(url: str) -> dict[str, Any]:
-    """The django-redis cache the cached_db tests use, with short timeouts.
-
-    Short socket timeouts make a paused (``SIGSTOP``) Redis fail fast, the
-    way a production site should configure them too.
-    """
-    return {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": url,
-        "OPTIONS": {
-            "SOCKET_CONNECT_TIMEOUT": 0.5,
-            "SOCKET_TIMEOUT": 0.5,
-            "CONNECTION_POOL_KWARGS": {"connection_class": CountingConnection},
-        },
-    }
-
-
 @pytest.fixture
 def cached_engine(settings: Any, redis_url: str) -> Iterator[str]:
     """Run the test with the cached_db store on a private Redis; yield its URL.
 
-    The sessions use the cache alias ``"sessions"``; ``"default"`` stays a
-    local-memory cache. The process's trust in the cache starts good and is
-    reset afterwards.
+    See :func:`tests.helpers.cached_engine_on`.
     """
-    # django-redis keeps one connection pool per URL for the whole process:
-    # drop any an earlier test made, so that this test's OPTIONS (counting
-    # connections, short timeouts) apply.
-    ConnectionFactory._pools.pop(redis_url, None)
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "sessions": session_cache_config(redis_url),
-    }
-    settings.SESSION_CACHE_ALIAS = "sessions"
-    settings.SESSION_ENGINE = "django_sessionkit.backends.cached_db"
-    cached_db.health.suspect = False
-    cached_db.health.retry_at = 0.0
-    CountingConnection.reset()
-    yield redis_url
-    ConnectionFactory._pools.pop(redis_url, None)
-    cached_db.health.suspect = False
-    cached_db.health.retry_at = 0.0
+    with cached_engine_on(settings, redis_url):
+        yield redis_url

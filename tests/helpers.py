@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
@@ -14,7 +15,10 @@ from django.db import connection
 from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.test import Client
+from django_redis.pool import ConnectionFactory
 
+from django_sessionkit.backends import cached_db
+from django_sessionkit.keys import hash_key
 from django_sessionkit.models import SessionEvent
 
 COOKIE = settings.SESSION_COOKIE_NAME
@@ -117,3 +121,64 @@ class CountingConnection(redis.Connection):
     def reset(cls) -> None:
         cls.round_trips = 0
         cls.commands = []
+
+
+def session_cache_config(url: str) -> dict[str, Any]:
+    """The django-redis cache the cached_db tests use, with short timeouts.
+
+    Short socket timeouts make a paused (``SIGSTOP``) Redis fail fast, the
+    way a production site should configure them too.
+    """
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+            "CONNECTION_POOL_KWARGS": {"connection_class": CountingConnection},
+        },
+    }
+
+
+def _reset_cache_trust(url: str) -> None:
+    # django-redis keeps one connection pool per URL for the whole process:
+    # drop any an earlier test made, so that this test's OPTIONS apply.
+    ConnectionFactory._pools.pop(url, None)
+    cached_db.health.suspect = False
+    cached_db.health.retry_at = 0.0
+    cached_db.health.sweep_at = 0.0
+
+
+@contextmanager
+def cached_engine_on(
+    settings: Any, url: str, config: dict[str, Any] | None = None
+) -> Iterator[None]:
+    """Run with the cached_db store on the cache alias "sessions" at ``url``.
+
+    ``config`` replaces :func:`session_cache_config`; ``"default"`` is a
+    local-memory cache. The process's trust in the cache starts good and is
+    reset afterwards, with django-redis' pool for ``url``.
+    """
+    _reset_cache_trust(url)
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sessions": config or session_cache_config(url),
+    }
+    settings.SESSION_CACHE_ALIAS = "sessions"
+    settings.SESSION_ENGINE = "django_sessionkit.backends.cached_db"
+    CountingConnection.reset()
+    try:
+        yield
+    finally:
+        _reset_cache_trust(url)
+
+
+@dataclass(frozen=True)
+class Key:
+    """A session key whose repr, in a failure report, shows only its hash."""
+
+    raw: str = field(repr=False)
+    hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hash", hash_key(self.raw))

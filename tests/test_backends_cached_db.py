@@ -35,7 +35,6 @@ from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from django_redis.pool import ConnectionFactory
 
 from django_sessionkit.backends import cached_db
 from django_sessionkit.keys import hash_key, successor
@@ -48,12 +47,12 @@ from django_sessionkit.revocation import (
     revoke_session,
     revoke_user_sessions,
 )
-from tests.conftest import session_cache_config
 from tests.helpers import (
     CountingConnection,
     carrying,
     events,
     postgresql_only,
+    session_cache_config,
     set_cookie,
     user_of,
 )
@@ -143,17 +142,9 @@ class ReplicaRouter:
 
 
 @pytest.fixture(autouse=True)
-def counted_pool(cached_engine: str) -> None:
-    """Make the session cache connect through ``CountingConnection``.
-
-    django-redis keeps one connection pool per URL for the whole process, made
-    with the options of the first cache that used the URL: a test elsewhere
-    that used this Redis through another cache (without the counting
-    connection class) would otherwise leave its pool here.
-    """
-    stale = ConnectionFactory._pools.pop(cached_engine, None)
-    if stale is not None:
-        stale.disconnect()
+def on_cached_engine(cached_engine: str) -> str:
+    """Every test here runs on the cached store, on the private Redis."""
+    return cached_engine
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -25,15 +24,12 @@ from django.core.management import call_command
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from django.utils import timezone
-from django_redis.pool import ConnectionFactory
 
 from django_sessionkit.backends import cached_db
 from django_sessionkit.conf import conf
-from django_sessionkit.keys import hash_key
 from django_sessionkit.models import CachePurge, Session, SessionEvent
 from django_sessionkit.revocation import arevoke_session, revoke_session
-from tests.conftest import session_cache_config
-from tests.helpers import CountingConnection, user_of
+from tests.helpers import Key, cached_engine_on, user_of
 from tests.servers import RedisProcess
 
 pytestmark = pytest.mark.django_db
@@ -42,17 +38,6 @@ PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 JSON = {"Accept": "application/json"}
 OUTAGES = ["killed", "paused"]
-
-
-@dataclass(frozen=True)
-class Key:
-    """A session key whose repr, in a failure report, shows only its hash."""
-
-    raw: str = field(repr=False)
-    hash: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hash", hash_key(self.raw))
 
 
 class FlakyRedis:
@@ -121,24 +106,10 @@ def stored_key(key: str) -> str:
 def flaky(settings: Any) -> Iterator[FlakyRedis]:
     """The cached_db store on a Redis of the test's own (cache alias "sessions")."""
     server = FlakyRedis()
-    # django-redis keeps one connection pool per URL for the whole process;
-    # a port can come back in a later test.
-    ConnectionFactory._pools.pop(server.url, None)
     try:
-        settings.CACHES = {
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-            "sessions": session_cache_config(server.url),
-        }
-        settings.SESSION_CACHE_ALIAS = "sessions"
-        settings.SESSION_ENGINE = "django_sessionkit.backends.cached_db"
-        cached_db.health.suspect = False
-        cached_db.health.retry_at = 0.0
-        CountingConnection.reset()
-        yield server
+        with cached_engine_on(settings, server.url):
+            yield server
     finally:
-        ConnectionFactory._pools.pop(server.url, None)
-        cached_db.health.suspect = False
-        cached_db.health.retry_at = 0.0
         server.stop()
 
 

@@ -28,13 +28,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_redis.pool import ConnectionFactory
 
-from django_sessionkit.backends import cached_db
 from django_sessionkit.backends.cached_db import entry_key, tombstone_key
 from django_sessionkit.checks import check_session_cache
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session
 from django_sessionkit.revocation import revoke_session
-from tests.helpers import carrying, user_of
+from tests.helpers import cached_engine_on, carrying, user_of
 from tests.servers import INSTALL_HINT, RedisProcess, free_port
 
 pytestmark = pytest.mark.django_db
@@ -255,19 +254,11 @@ def replicated() -> Iterator[Replicated]:
 def sentinel_engine(settings: Any, replicated: Replicated) -> Iterator[Replicated]:
     """The cached_db store on the Sentinel-managed primary, as the docs say."""
     forget_pools()
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "sessions": sentinel_cache_config(replicated.sentinel.port),
-    }
-    settings.SESSION_CACHE_ALIAS = "sessions"
-    settings.SESSION_ENGINE = "django_sessionkit.backends.cached_db"
-    cached_db.health.suspect = False
-    cached_db.health.retry_at = 0.0
+    config = sentinel_cache_config(replicated.sentinel.port)
     try:
-        yield replicated
+        with cached_engine_on(settings, LOCATION, config):
+            yield replicated
     finally:
-        cached_db.health.suspect = False
-        cached_db.health.retry_at = 0.0
         forget_pools()
 
 

@@ -35,9 +35,8 @@ from django.core.cache.backends.base import default_key_func
 from django.db import connection
 
 from django_sessionkit.backends import cached_db
-from django_sessionkit.keys import hash_key
 from django_sessionkit.models import CachePurge, Session, SessionEvent
-from tests.helpers import postgresql_only
+from tests.helpers import Key, postgresql_only
 from tests.servers import RedisProcess, free_port
 
 pytestmark = [postgresql_only, pytest.mark.django_db(transaction=True)]
@@ -81,17 +80,6 @@ class Answer:
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Key:
-    """A session key whose repr, in a failure report, shows only its hash."""
-
-    raw: str = field(repr=False)
-    hash: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hash", hash_key(self.raw))
 
 
 @dataclass
