@@ -1,7 +1,8 @@
 """Typed access to the ``SESSIONKIT_*`` settings.
 
-Every property reads ``django.conf.settings`` on each access, so
-``override_settings`` works and nothing is cached at import time. Invalid
+Every property reads ``django.conf.settings``; the value is remembered until a
+``SESSIONKIT_*`` setting changes (``override_settings``, ``setting_changed``),
+so tests can change settings and nothing is read at import time. Invalid
 values are reported by the system checks in :mod:`django_sessionkit.checks`.
 """
 

@@ -776,6 +776,53 @@ def test_cycle_key_racing_revoke_is_interrupted(alice: User) -> None:
     assert tombstoned(key)
 
 
+def _deleted_behind_the_api(key: str) -> cached_db.SessionStore:
+    """A store that loaded ``key`` from the cache, whose row was then deleted
+    with the ORM: nothing wrote a tombstone."""
+    store = cached_db.SessionStore(key)
+    assert store.get(SESSION_KEY) is not None
+    assert store.from_cache is True
+    Session.objects.filter(key_hash=hash_key(key)).delete()
+    assert cached_row(key) is not None
+    return store
+
+
+@pytest.mark.parametrize("write", ["save", "touch", "cycle_key"])
+def test_write_finding_row_gone_tombstones_key(alice: User, write: str) -> None:
+    key = sign_in(Client())
+    store = _deleted_behind_the_api(key)
+    if write == "save":
+        store["late"] = "write"
+        with pytest.raises(UpdateError):
+            store.save()
+    elif write == "touch":
+        assert store.touch() is False
+    else:
+        with pytest.raises(SessionInterrupted):
+            store.cycle_key()
+    assert tombstoned(key)
+    assert cached_db.SessionStore(key).load() == {}
+
+
+@pytest.mark.parametrize("write", ["asave", "atouch", "acycle_key"])
+async def test_async_write_finding_row_gone_tombstones_key(
+    alice: User, write: str
+) -> None:
+    key = await asign_in(AsyncClient())
+    store = await sync_to_async(_deleted_behind_the_api)(key)
+    if write == "asave":
+        await store.aset("late", "write")
+        with pytest.raises(UpdateError):
+            await store.asave()
+    elif write == "atouch":
+        assert await store.atouch() is False
+    else:
+        with pytest.raises(SessionInterrupted):
+            await store.acycle_key()
+    assert await sync_to_async(tombstoned)(key)
+    assert await cached_db.SessionStore(key).aload() == {}
+
+
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_revoke_locks_out_racing_rotation(cached_engine: str) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.cache import BaseCache, caches
 from django.db import models, router
 from django.db.models.base import ModelState
@@ -53,7 +54,7 @@ from django_sessionkit.models import CachePurge, Session
 logger = logging.getLogger("django.contrib.sessions")
 
 #: Version of the entry layout; an entry of another layout is a miss.
-FORMAT = 1
+FORMAT = 2
 #: What a purged entry is overwritten with: not a tuple, so never an entry.
 GONE = "gone"
 #: How much longer than any entry a tombstone lives: covers the time between
@@ -292,6 +293,16 @@ async def awrite_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None
         await cache.aset_many(_tombstones(key_hashes), tombstone_timeout())
 
 
+def _drain_failed() -> None:
+    # The cache, or the database holding the pending purges: the traceback
+    # says which (and shows a programming error for what it is).
+    logger.warning(
+        "Pending cache purges could not be written; serving sessions from the database",
+        exc_info=True,
+    )
+    health.failed()
+
+
 def drain() -> bool:
     """Write every pending tombstone; return whether the cache may be trusted."""
     if not health.may_try():
@@ -302,8 +313,7 @@ def drain() -> bool:
             write_tombstones(cache, [h for _, h in batch])
             _pending().filter(pk__in=[pk for pk, _ in batch]).delete()
     except Exception:
-        logger.warning("Session cache unavailable; serving from the database")
-        health.failed()
+        _drain_failed()
         return False
     health.drained()
     return True
@@ -321,8 +331,7 @@ async def adrain() -> bool:
             await awrite_tombstones(cache, [h for _, h in batch])
             await _pending().filter(pk__in=[pk for pk, _ in batch]).adelete()
     except Exception:
-        logger.warning("Session cache unavailable; serving from the database")
-        health.failed()
+        _drain_failed()
         return False
     health.drained()
     return True
@@ -588,6 +597,13 @@ class SessionStore(db.SessionStore):
         purge(self._lost())
         return False
 
+    def cycle_key(self) -> None:
+        try:
+            super().cycle_key()
+        except SessionInterrupted:
+            purge(self._lost())
+            raise
+
     def _cached(self, key_hash: str) -> dict[str, Any] | None:
         if not usable():
             return None
@@ -653,6 +669,13 @@ class SessionStore(db.SessionStore):
             return True
         await apurge(self._lost())
         return False
+
+    async def acycle_key(self) -> None:
+        try:
+            await super().acycle_key()
+        except SessionInterrupted:
+            await apurge(self._lost())
+            raise
 
     async def _acached(self, key_hash: str) -> dict[str, Any] | None:
         if not await ausable():
