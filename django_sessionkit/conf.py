@@ -36,6 +36,7 @@ DURATION_SETTINGS: tuple[str, ...] = (
     "CACHE_MAX_AGE",
     "CACHE_SWEEP_INTERVAL",
     "CACHE_WAIT_TIMEOUT",
+    "REAUTH_MAX_AGE",
 )
 
 
@@ -241,6 +242,11 @@ class Settings:
     def IDLE_WARNING(self) -> timedelta | None:
         """How long before idle expiry the browser warns."""
         return self._duration("IDLE_WARNING", timedelta(minutes=2))
+
+    @property
+    def REAUTH_MAX_AGE(self) -> timedelta | None:
+        """How long an authentication counts as recent for sudo mode."""
+        return self._duration("REAUTH_MAX_AGE", timedelta(minutes=10))
 
 
 conf = Settings()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
+from django.contrib.auth import authenticate
 from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from django_sessionkit import limits
 
@@ -31,3 +35,46 @@ class AuthenticationForm(auth_forms.AuthenticationForm):
             raise ValidationError(
                 self.error_messages["session_limit"], code="session_limit"
             )
+
+
+class ReauthenticationForm(forms.Form):
+    """Ask the signed-in user for their password again ("sudo mode").
+
+    The password is checked with ``authenticate()`` under the user's own
+    username, so every authentication backend applies, and a wrong password
+    sends ``user_login_failed`` as a failed sign-in does (sign-in throttling
+    such as django-axes counts it). The form is valid only when the password
+    authenticates the very user of ``request``.
+    """
+
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        widget=forms.PasswordInput(
+            attrs={"autocomplete": "current-password", "autofocus": True}
+        ),
+    )
+
+    error_messages = {
+        "invalid_password": _(
+            "Your password was entered incorrectly. Please enter it again."
+        ),
+    }
+
+    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data["password"]
+        user = self.request.user
+        authenticated = (
+            authenticate(self.request, username=user.get_username(), password=password)
+            if user.is_authenticated
+            else None
+        )
+        if authenticated is None or authenticated.pk != user.pk:
+            raise ValidationError(
+                self.error_messages["invalid_password"], code="invalid_password"
+            )
+        return password

@@ -36,6 +36,7 @@ SETTINGS: list[tuple[str, Any, Any, Any]] = [
     ("CACHE_SWEEP_INTERVAL", timedelta(seconds=5), timedelta(seconds=1), None),
     ("CACHE_WAIT_REPLICAS", 0, 1, 2),
     ("CACHE_WAIT_TIMEOUT", timedelta(milliseconds=100), timedelta(seconds=1), None),
+    ("REAUTH_MAX_AGE", timedelta(minutes=10), timedelta(minutes=5), None),
 ]
 NAMES = [name for name, *_ in SETTINGS]
 

@@ -22,7 +22,10 @@ cache only answers reads of sessions the database vouched for a moment ago.
   before them.
 - When the cache cannot be reached, requests are served from the database.
   Tombstones that could not be written are recorded in the database
-  (``CachePurge``) and written before this process trusts the cache again.
+  (``CachePurge``); a process writes them before it trusts the cache again
+  after a failure, and every process looks for them once per
+  ``SESSIONKIT_CACHE_SWEEP_INTERVAL``. A write that finds its row gone
+  tombstones the key at once.
 """
 
 from __future__ import annotations

@@ -1,0 +1,707 @@
+"""Sudo mode: ``@recent_auth_required`` and the re-authentication view.
+
+Time is moved by writing a session's ``authenticated_at`` in the past through
+the database; every request goes through the real middleware stack, with the
+test ``Client`` and ``AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.contrib.auth.signals import user_login_failed
+from django.db.models import F
+from django.http import HttpResponseBase
+from django.test import AsyncClient, Client
+from django.utils import timezone
+
+from django_sessionkit.keys import hash_key
+from django_sessionkit.models import Session
+from django_sessionkit.reauth import REAUTH_KEY, recent_auth_required
+from tests import urls_reauth
+from tests.helpers import captured, carrying, events, set_cookie, user_of
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_reauth")]
+
+PASSWORD = "correct horse"
+COOKIE = settings.SESSION_COOKIE_NAME
+REAUTH_URL = "/sessions/reauthenticate/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT = "/accounts/profile/"
+SECOND = timedelta(seconds=1)
+MINUTE = timedelta(minutes=1)
+DEFAULT_MAX_AGE = timedelta(minutes=10)
+ABSOLUTE = timedelta(hours=12)
+JSON = {"Accept": "application/json"}
+XHR = {"X-Requested-With": "XMLHttpRequest"}
+WRONG_PASSWORD_TEXT = "Your password was entered incorrectly."
+
+# Views protected under the setting's default, synchronous and asynchronous.
+DEFAULT_VIEWS = ["/sensitive/", "/asensitive/"]
+# Views protected with max_age=5 minutes (a timedelta and seconds).
+FIVE_MINUTE_VIEWS = ["/sensitive-five/", "/asensitive-five/"]
+
+
+@pytest.fixture
+def alice() -> User:
+    return User.objects.create_user("alice", password=PASSWORD)
+
+
+# -- Helpers ---------------------------------------------------------------------------
+
+
+def key_of(client: Client | AsyncClient) -> str:
+    return str(client.cookies[COOKIE].value)
+
+
+def row_of(client: Client | AsyncClient) -> Session:
+    return Session.objects.get(key_hash=hash_key(key_of(client)))
+
+
+arow_of = sync_to_async(row_of)
+
+
+def sign_in(client: Client) -> Session:
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200, response.content
+    return row_of(client)
+
+
+async def asign_in(client: AsyncClient) -> Session:
+    response = await client.post(
+        "/alogin/", {"username": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.content
+    return await arow_of(client)
+
+
+def signed_in_ago(client: Client | AsyncClient, age: timedelta) -> Session:
+    """Make the client's session look signed in ``age`` ago."""
+    record = row_of(client)
+    rows = Session.objects.filter(pk=record.pk)
+    assert rows.update(authenticated_at=timezone.now() - age) == 1
+    return rows.get()
+
+
+asigned_in_ago = sync_to_async(signed_in_ago)
+
+
+def reauth_redirect(response: HttpResponseBase) -> dict[str, list[str]]:
+    """The query of a redirect to the re-authentication page."""
+    assert response.status_code == 302, response.content
+    location = urlsplit(response["Location"])
+    assert location.path == REAUTH_URL
+    return parse_qs(location.query)
+
+
+def stored_reauth(client: Client) -> Any:
+    """The re-authentication time in the session's data, through ``/peek/``."""
+    response = client.get("/peek/")
+    assert response.status_code == 200
+    return response.json()["data"].get(REAUTH_KEY)
+
+
+def reauthenticate(
+    client: Client, password: str = PASSWORD, **data: str
+) -> HttpResponseBase:
+    return client.post(REAUTH_URL, {"password": password, **data})
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+# -- The decorator: recent, stale, anonymous -------------------------------------------
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS + FIVE_MINUTE_VIEWS)
+def test_recent_auth_fresh_sign_in_passes_sync(alice: User, path: str) -> None:
+    client = Client()
+    sign_in(client)
+    assert user_of(client.get(path)) == "alice"
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS + FIVE_MINUTE_VIEWS)
+async def test_recent_auth_fresh_sign_in_passes_async(alice: User, path: str) -> None:
+    client = AsyncClient()
+    await asign_in(client)
+    assert user_of(await client.get(path)) == "alice"
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+def test_recent_auth_stale_redirects_with_next_sync(alice: User, path: str) -> None:
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    response = client.get(f"{path}?page=2&sort=name")
+    assert reauth_redirect(response) == {"next": [f"{path}?page=2&sort=name"]}
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+async def test_recent_auth_stale_redirects_with_next_async(
+    alice: User, path: str
+) -> None:
+    client = AsyncClient()
+    await asign_in(client)
+    await asigned_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    response = await client.get(f"{path}?page=2")
+    assert reauth_redirect(response) == {"next": [f"{path}?page=2"]}
+
+
+# Ten seconds either side of the limit: the test's own requests take time.
+@pytest.mark.parametrize(
+    ("age", "passes"),
+    [(5 * MINUTE - 10 * SECOND, True), (5 * MINUTE + 10 * SECOND, False)],
+    ids=["just_under", "just_over"],
+)
+@pytest.mark.parametrize("path", FIVE_MINUTE_VIEWS)
+def test_recent_auth_max_age_limit(
+    alice: User, path: str, age: timedelta, passes: bool
+) -> None:
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, age)
+    response = client.get(path)
+    if passes:
+        assert user_of(response) == "alice"
+    else:
+        assert reauth_redirect(response) == {"next": [path]}
+
+
+@pytest.mark.parametrize("path", FIVE_MINUTE_VIEWS)
+def test_recent_auth_max_age_overrides_setting(alice: User, path: str) -> None:
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, 6 * MINUTE)
+    # Under the setting's 10 minutes the same session is recent enough.
+    assert user_of(client.get("/sensitive/")) == "alice"
+    assert reauth_redirect(client.get(path)) == {"next": [path]}
+
+
+@pytest.mark.parametrize("headers", [JSON, XHR], ids=["accept_json", "xhr"])
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+def test_recent_auth_stale_json_gets_403_sync(
+    alice: User, path: str, headers: dict[str, str]
+) -> None:
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    response = client.get(path, headers=headers)
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "reauthentication_required",
+        "reauth_url": REAUTH_URL,
+    }
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+async def test_recent_auth_stale_json_gets_403_async(alice: User, path: str) -> None:
+    client = AsyncClient()
+    await asign_in(client)
+    await asigned_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    response = await client.get(path, headers=JSON)
+    assert response.status_code == 403
+    assert response.json()["error"] == "reauthentication_required"
+    assert response.json()["reauth_url"] == REAUTH_URL
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS + FIVE_MINUTE_VIEWS)
+def test_recent_auth_anonymous_redirected_to_login_sync(path: str) -> None:
+    response = Client().get(f"{path}?x=1")
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert location.path == LOGIN_URL
+    assert parse_qs(location.query) == {"next": [f"{path}?x=1"]}
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+async def test_recent_auth_anonymous_redirected_to_login_async(path: str) -> None:
+    response = await AsyncClient().get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"{LOGIN_URL}?next={path}"
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+def test_recent_auth_anonymous_json_gets_401(path: str) -> None:
+    response = Client().get(path, headers=JSON)
+    assert response.status_code == 401
+    assert response.json() == {"error": "not_signed_in", "login_url": LOGIN_URL}
+
+
+def test_recent_auth_login_url_on_other_host_gets_full_next(settings: Any) -> None:
+    settings.LOGIN_URL = "https://accounts.example/login/"
+    response = Client().get("/sensitive/")
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert location.netloc == "accounts.example"
+    assert parse_qs(location.query) == {"next": ["http://testserver/sensitive/"]}
+
+
+def test_recent_auth_called_without_arguments(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    assert client.get("/sensitive-called/").content == b"called"
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    assert reauth_redirect(client.get("/sensitive-called/")) == {
+        "next": ["/sensitive-called/"]
+    }
+
+
+def test_recent_auth_post_returns_to_referring_page(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    referer = "http://testserver/account/?tab=security"
+    response = client.post("/action/", headers={"Referer": referer})
+    # The POST cannot be repeated by a redirect: back to the form's page.
+    assert reauth_redirect(response) == {"next": ["/account/?tab=security"]}
+
+
+@pytest.mark.parametrize(
+    "referer",
+    [
+        "https://evil.example/account/",
+        "",
+        "not a url",
+        "/account/",
+        "http://[bad/account/",
+    ],
+    ids=repr,
+)
+def test_recent_auth_post_foreign_referer_no_next(alice: User, referer: str) -> None:
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    headers = {"Referer": referer} if referer else {}
+    response = client.post("/action/", headers=headers)
+    assert response.status_code == 302
+    assert response["Location"] == REAUTH_URL
+
+
+def test_recent_auth_post_recent_runs_view(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    assert client.post("/action/").content == b"done"
+
+
+# -- The setting -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+def test_recent_auth_default_follows_setting(
+    alice: User, settings: Any, path: str
+) -> None:
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, 2 * MINUTE)
+    assert user_of(client.get(path)) == "alice"
+    settings.SESSIONKIT_REAUTH_MAX_AGE = timedelta(minutes=1)
+    assert reauth_redirect(client.get(path)) == {"next": [path]}
+    settings.SESSIONKIT_REAUTH_MAX_AGE = 180  # seconds
+    assert user_of(client.get(path)) == "alice"
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+def test_recent_auth_setting_none_needs_sign_in_only(
+    alice: User, settings: Any, path: str
+) -> None:
+    settings.SESSIONKIT_REAUTH_MAX_AGE = None
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, 2 * 60 * MINUTE)
+    assert user_of(client.get(path)) == "alice"
+    response = Client().get(path)
+    assert response.status_code == 302
+    assert urlsplit(response["Location"]).path == LOGIN_URL
+
+
+# -- The decorator itself --------------------------------------------------------------
+
+
+def test_recent_auth_keeps_sync_and_async_views_apart() -> None:
+    assert iscoroutinefunction(urls_reauth.asensitive)
+    assert iscoroutinefunction(urls_reauth.asensitive_five)
+    assert not iscoroutinefunction(urls_reauth.sensitive)
+    assert not iscoroutinefunction(urls_reauth.sensitive_five)
+    assert urls_reauth.sensitive.__name__ == "sensitive"
+    assert urls_reauth.asensitive.__doc__ is None
+    assert urls_reauth.sensitive.__doc__ == (
+        "Protected under ``SESSIONKIT_REAUTH_MAX_AGE``."
+    )
+    assert urls_reauth.asensitive_five.__wrapped__.__name__ == "asensitive_five"  # type: ignore[attr-defined]
+
+
+def test_recent_auth_max_age_seconds_or_timedelta() -> None:
+    assert urls_reauth.sensitive_five.recent_auth_max_age == timedelta(minutes=5)  # type: ignore[attr-defined]
+    assert urls_reauth.asensitive_five.recent_auth_max_age == timedelta(minutes=5)  # type: ignore[attr-defined]
+    assert urls_reauth.sensitive.recent_auth_max_age is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", [0, -1, timedelta(0), timedelta(seconds=-5)])
+def test_recent_auth_max_age_not_positive_raises(value: Any) -> None:
+    with pytest.raises(ValueError, match="max_age must be more than zero"):
+        recent_auth_required(max_age=value)
+
+
+@pytest.mark.parametrize("value", ["600", True, [60]])
+def test_recent_auth_max_age_wrong_type_raises(value: Any) -> None:
+    with pytest.raises(TypeError, match="max_age must be a timedelta"):
+        recent_auth_required(max_age=value)
+
+
+# -- The stored re-authentication time -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "garbage",
+        "",
+        "2020-01-01T00:00:00",  # naive: never written by the package
+        12345,
+        None,
+        ["2020-01-01T00:00:00+00:00"],
+        {"at": "now"},
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+def test_recent_auth_stored_time_garbage_treated_as_absent(
+    alice: User, path: str, value: Any
+) -> None:
+    client = Client()
+    sign_in(client)
+    assert client.post("/put-reauth/", json.dumps(value), "application/json")
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    assert reauth_redirect(client.get(path)) == {"next": [path]}
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+def test_recent_auth_stored_time_in_future_treated_as_absent(
+    alice: User, path: str
+) -> None:
+    client = Client()
+    sign_in(client)
+    future = (timezone.now() + timedelta(days=1)).isoformat()
+    client.post("/put-reauth/", json.dumps(future), "application/json")
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    assert reauth_redirect(client.get(path)) == {"next": [path]}
+    assert client.get("/last/").json()["at"] == (
+        row_of(client).authenticated_at.isoformat()
+    )
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+def test_recent_auth_stored_time_naive_treated_as_absent(
+    alice: User, path: str
+) -> None:
+    # The package writes aware UTC times only; a naive one is not ours.
+    client = Client()
+    sign_in(client)
+    naive = timezone.now().replace(tzinfo=None).isoformat()
+    client.post("/put-reauth/", json.dumps(naive), "application/json")
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    assert reauth_redirect(client.get(path)) == {"next": [path]}
+
+
+@pytest.mark.parametrize("path", DEFAULT_VIEWS)
+def test_recent_auth_stored_time_valid_counts(alice: User, path: str) -> None:
+    # The control for the two tests above: a sound stored time is read.
+    client = Client()
+    sign_in(client)
+    recent = (timezone.now() - MINUTE).isoformat()
+    client.post("/put-reauth/", json.dumps(recent), "application/json")
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    assert user_of(client.get(path)) == "alice"
+
+
+@pytest.mark.parametrize("path", ["/last/", "/alast/"])
+def test_last_authenticated_at_later_of_sign_in_and_reauth(
+    alice: User, path: str
+) -> None:
+    client = Client()
+    assert client.get(path).json() == {"at": None}
+    sign_in(client)
+    record = signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    assert record.authenticated_at is not None
+    assert parse(client.get(path).json()["at"]) == record.authenticated_at
+    older = (record.authenticated_at - MINUTE).isoformat()
+    client.post("/put-reauth/", json.dumps(older), "application/json")
+    assert parse(client.get(path).json()["at"]) == record.authenticated_at
+    at = parse(client.post("/reauth-now/").json()["at"])
+    assert parse(client.get(path).json()["at"]) == at
+    assert at > record.authenticated_at
+
+
+# -- The re-authentication view --------------------------------------------------------
+
+
+def test_reauthenticate_page_labelled_form_without_inline_code(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    response = client.get(REAUTH_URL, {"next": "/sensitive/"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<label for="id_password">' in html
+    assert 'id="id_password"' in html
+    assert 'autocomplete="current-password"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert '<input type="hidden" name="next" value="/sensitive/">' in html
+    assert "alice" in html
+    assert "Confirm your password" in html
+    # A strict Content-Security-Policy allows the page.
+    for inline in ("<script", "<style", "style=", "onclick", "javascript:"):
+        assert inline not in html
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_reauthenticate_right_password_records_rotates_and_redirects(
+    alice: User,
+) -> None:
+    client = Client()
+    sign_in(client)
+    before_record = signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    old_key = key_of(client)
+    assert reauth_redirect(client.get("/sensitive/")) == {"next": ["/sensitive/"]}
+    before = timezone.now()
+    response = reauthenticate(client, next="/sensitive/")
+    after = timezone.now()
+    assert response.status_code == 302
+    assert response["Location"] == "/sensitive/"
+    new_key = set_cookie(response)
+    assert new_key is not None and new_key != old_key
+    # The old key stopped working at once; the session is the same row.
+    assert user_of(carrying(old_key).get("/peek/")) == ""
+    record = row_of(client)
+    assert record.pk == before_record.pk
+    assert user_of(client.get("/sensitive/")) == "alice"
+    assert before <= parse(stored_reauth(client)) <= after
+    [event] = events("rotate")
+    assert event.reason == "reauthenticate"
+
+
+def test_reauthenticate_keeps_sign_in_and_absolute_deadline(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    before = signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    assert before.authenticated_at is not None
+    absolute_before = before.absolute_expire_date
+    assert reauthenticate(client).status_code == 302
+    after = row_of(client)
+    assert after.authenticated_at == before.authenticated_at
+    assert after.absolute_expire_date == absolute_before
+    # The next activity write recomputes the deadlines from the sign-in, which
+    # the re-authentication did not move.
+    Session.objects.filter(pk=after.pk).update(
+        last_seen_at=F("last_seen_at") - 2 * MINUTE
+    )
+    assert user_of(client.get("/peek/")) == "alice"
+    written = row_of(client)
+    assert written.last_seen_at is not None
+    assert written.last_seen_at > timezone.now() - MINUTE
+    assert written.absolute_expire_date == before.authenticated_at + ABSOLUTE
+
+
+def test_reauthenticate_without_next_goes_to_login_redirect_url(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    response = reauthenticate(client)
+    assert response.status_code == 302
+    assert response["Location"] == LOGIN_REDIRECT
+
+
+def test_reauthenticate_next_from_query_string(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    response = client.post(
+        f"{REAUTH_URL}?next=/sensitive/%3Fpage%3D2", {"password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/sensitive/?page=2"
+
+
+@pytest.mark.parametrize(
+    "unsafe",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "http://evil.example/sensitive/",
+        "javascript:alert(1)",
+        "https://testserver.evil.example/",
+    ],
+)
+def test_reauthenticate_unsafe_next_ignored(alice: User, unsafe: str) -> None:
+    client = Client()
+    sign_in(client)
+    page = client.get(REAUTH_URL, {"next": unsafe})
+    assert "evil.example" not in page.content.decode()
+    assert 'name="next"' not in page.content.decode()
+    response = reauthenticate(client, next=unsafe)
+    assert response.status_code == 302
+    assert response["Location"] == LOGIN_REDIRECT
+    # The password was right all the same.
+    assert stored_reauth(client) is not None
+
+
+def test_reauthenticate_wrong_password_changes_nothing(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    key = key_of(client)
+    with captured(user_login_failed) as failures:
+        response = reauthenticate(client, "wrong password", next="/sensitive/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert WRONG_PASSWORD_TEXT in html
+    assert 'aria-invalid="true"' in html
+    assert '<input type="hidden" name="next" value="/sensitive/">' in html
+    assert set_cookie(response) is None
+    assert key_of(client) == key
+    assert stored_reauth(client) is None
+    assert events("rotate") == []
+    assert reauth_redirect(client.get("/sensitive/")) == {"next": ["/sensitive/"]}
+    # Sign-in throttling sees the failure as a failed sign-in.
+    [failure] = failures
+    assert failure["credentials"]["username"] == "alice"
+    assert failure["credentials"]["password"] != "wrong password"
+
+
+def test_reauthenticate_other_users_password_refused(alice: User) -> None:
+    User.objects.create_user("bob", password="bobs password")
+    client = Client()
+    sign_in(client)
+    response = reauthenticate(client, "bobs password")
+    assert response.status_code == 200
+    assert WRONG_PASSWORD_TEXT in response.content.decode()
+    assert stored_reauth(client) is None
+
+
+def test_reauthenticate_empty_password_changes_nothing(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    response = client.post(REAUTH_URL, {})
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+    assert set_cookie(response) is None
+    assert stored_reauth(client) is None
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_reauthenticate_anonymous_redirected_to_login(method: str) -> None:
+    client = Client()
+    response = getattr(client, method)(REAUTH_URL, {"password": PASSWORD})
+    assert response.status_code == 302
+    assert urlsplit(response["Location"]).path == LOGIN_URL
+    assert Session.objects.count() == 0
+
+
+def test_reauthenticate_anonymous_json_gets_401() -> None:
+    response = Client().post(REAUTH_URL, {"password": PASSWORD}, headers=JSON)
+    assert response.status_code == 401
+    assert response.json()["error"] == "not_signed_in"
+
+
+def test_reauthenticate_post_requires_csrf_token(alice: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    sign_in(client)
+    assert client.get(REAUTH_URL).status_code == 200
+    key = key_of(client)
+    assert reauthenticate(client).status_code == 403
+    assert key_of(client) == key
+    assert stored_reauth(client) is None
+    token = client.cookies[settings.CSRF_COOKIE_NAME].value
+    response = reauthenticate(client, csrfmiddlewaretoken=token)
+    assert response.status_code == 302
+    assert key_of(client) != key
+
+
+@pytest.mark.parametrize("method", ["put", "delete"])
+def test_reauthenticate_other_methods_refused(alice: User, method: str) -> None:
+    client = Client()
+    sign_in(client)
+    assert getattr(client, method)(REAUTH_URL).status_code == 405
+
+
+def test_reauthenticate_json_right_password(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    key = key_of(client)
+    before = timezone.now()
+    response = client.post(REAUTH_URL, {"password": PASSWORD}, headers=JSON)
+    assert response.status_code == 200
+    at = parse(response.json()["reauthenticated_at"])
+    assert before <= at <= timezone.now()
+    assert key_of(client) != key
+
+
+def test_reauthenticate_json_wrong_password_400(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    key = key_of(client)
+    response = client.post(REAUTH_URL, {"password": "nope"}, headers=JSON)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid_password"
+    assert body["errors"]["password"][0]["code"] == "invalid_password"
+    assert key_of(client) == key
+    assert stored_reauth(client) is None
+
+
+def test_reauthenticate_with_cached_store(alice: User, cached_engine: str) -> None:
+    client = Client()
+    sign_in(client)
+    old_key = key_of(client)
+    response = reauthenticate(client, next="/sensitive/")
+    assert response.status_code == 302
+    assert key_of(client) != old_key
+    assert user_of(carrying(old_key).get("/peek/")) == ""
+    assert stored_reauth(client) is not None
+    assert user_of(client.get("/sensitive/")) == "alice"
+
+
+# -- mark_reauthenticated / amark_reauthenticated --------------------------------------
+
+
+def test_mark_reauthenticated_rotates_and_records(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    signed_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    old_key = key_of(client)
+    at = parse(client.post("/reauth-now/").json()["at"])
+    assert key_of(client) != old_key
+    assert user_of(carrying(old_key).get("/peek/")) == ""
+    assert parse(stored_reauth(client)) == at
+    assert [event.reason for event in events("rotate")] == ["reauthenticate"]
+    assert user_of(client.get("/sensitive/")) == "alice"
+
+
+async def test_amark_reauthenticated_rotates_and_records(alice: User) -> None:
+    client = AsyncClient()
+    await asign_in(client)
+    await asigned_in_ago(client, DEFAULT_MAX_AGE + MINUTE)
+    old_key = key_of(client)
+    assert reauth_redirect(await client.get("/asensitive/"))
+    at = parse((await client.post("/areauth-now/")).json()["at"])
+    assert key_of(client) != old_key
+    old = AsyncClient()
+    old.cookies[COOKIE] = old_key
+    assert user_of(await old.get("/peek/")) == ""
+    data = (await client.get("/peek/")).json()["data"]
+    assert parse(data[REAUTH_KEY]) == at
+    reasons = [event.reason for event in await sync_to_async(events)("rotate")]
+    assert reasons == ["reauthenticate"]
+    assert user_of(await client.get("/asensitive/")) == "alice"
+    assert parse((await client.get("/alast/")).json()["at"]) == at
+
+
+def test_mark_reauthenticated_other_engine_raises(settings: Any) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    with pytest.raises(TypeError, match="django-sessionkit SESSION_ENGINE"):
+        Client().post("/reauth-now/")
