@@ -1,7 +1,7 @@
 """The cached store against Django's cache and cached_db: per-request time and costs.
 
 In one run, on one PostgreSQL database and one private Redis (a
-``redis-server`` started on a free loopback port), four set-ups take turns
+``redis-server`` started on a free loopback port), five set-ups take turns
 request by request, each with ``AuthenticationMiddleware`` and a signed-in
 user:
 
@@ -11,12 +11,15 @@ user:
   ``SessionMiddleware``;
 - ``sessionkit db`` and ``sessionkit cached_db``: our two stores with
   ``SessionKitMiddleware`` enforcing the default policy (activity written at
-  most every 60 s, rotation every 15 minutes).
+  most every 60 s, rotation every 15 minutes);
+- ``store only cached_db``: our cached store with ``SessionMiddleware`` only,
+  no policy: the store compared with Django's stores like for like.
 
 Two kinds of request: ``read`` (the session and the user are loaded, nothing
 changes) and ``write`` (the view stores a new value in the session). Each
 reports the median and p95 µs, SQL statements and writes, Redis commands and
-round trips per request, and the two targets are checked: a read of
+round trips per request, and the two targets are checked, for the store
+alone and for the full stack: a read of ``store only cached_db`` and of
 ``sessionkit cached_db`` within 1.05x of ``django cache``, a write no slower
 than ``django cached_db``.
 

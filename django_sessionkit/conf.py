@@ -37,6 +37,7 @@ DURATION_SETTINGS: tuple[str, ...] = (
     "CACHE_SWEEP_INTERVAL",
     "CACHE_WAIT_TIMEOUT",
     "REAUTH_MAX_AGE",
+    "DEVICE_COOKIE_AGE",
 )
 
 
@@ -247,6 +248,25 @@ class Settings:
     def REAUTH_MAX_AGE(self) -> timedelta | None:
         """How long an authentication counts as recent for sudo mode."""
         return self._duration("REAUTH_MAX_AGE", timedelta(minutes=10))
+
+    # -- Devices -------------------------------------------------------------
+
+    @property
+    def DEVICE_COOKIE_NAME(self) -> str:
+        """The name of the long-lived cookie that recognises a device."""
+        value: str = self._get("DEVICE_COOKIE_NAME", "sessionkit_device")
+        return value
+
+    @property
+    def DEVICE_COOKIE_AGE(self) -> timedelta | None:
+        """How long the device cookie lasts (``None``: until the browser closes)."""
+        return self._duration("DEVICE_COOKIE_AGE", timedelta(days=365))
+
+    @property
+    def NOTIFY_NEW_DEVICE(self) -> bool:
+        """Whether a sign-in from a new device sends the user an email."""
+        value: bool = self._get("NOTIFY_NEW_DEVICE", False)
+        return value
 
 
 conf = Settings()

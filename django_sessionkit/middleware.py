@@ -11,7 +11,8 @@ Place ``django_sessionkit.middleware.SessionKitMiddleware`` after
 - writes activity at most once per ``SESSIONKIT_ACTIVITY_RESOLUTION``, never
   for passive requests;
 - rotates the key when due (interval, privilege change);
-- marks responses that set or delete the session cookie ``no-store``.
+- marks responses that set or delete the session cookie ``no-store``;
+- sets the device cookie on the response of a sign-in.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from django.utils.translation import gettext_lazy as _
 from django_sessionkit import policy
 from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.conf import conf
+from django_sessionkit.devices import set_device_cookie
 from django_sessionkit.events import Kind, Subject, aemit, emit
 from django_sessionkit.models import Session
 from django_sessionkit.receivers import current_session, sessionkit_store
@@ -196,6 +198,7 @@ class SessionKitMiddleware:
             and conf.CLEAR_SITE_DATA_ON_LOGOUT
         ):
             response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+        set_device_cookie(request, response)
         return response
 
     # -- Sync path ---------------------------------------------------------------

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from django_sessionkit.backends.db import SessionStore
 
 USER_AGENT_MAX_LENGTH = 512
+#: The length of each field parsed from a user agent (browser, OS, family).
+PARSED_MAX_LENGTH = 100
+#: What an unrecognised browser, OS or device family is shown as.
+UNKNOWN = _("Unknown")
 
 
 class SessionQuerySet(models.QuerySet["Session"]):
@@ -45,7 +49,22 @@ class SessionQuerySet(models.QuerySet["Session"]):
 
 
 class Device(models.Model):
-    """A browser or app a user signs in from."""
+    """A browser or app a user signs in from.
+
+    It is recognised by a long-lived device cookie holding a random token;
+    only the token's SHA-256 (``token_hash``) is stored, and ``None`` once the
+    device is revoked (its cookie then recognises nothing). The user agent is
+    parsed once, when the device is first seen or its user agent changes; the
+    results are kept here. An empty ``browser``, ``os`` or ``device_family``
+    means unknown: see the ``*_label`` properties.
+    """
+
+    class Kind(models.TextChoices):
+        MOBILE = "mobile", _("mobile")
+        TABLET = "tablet", _("tablet")
+        DESKTOP = "desktop", _("desktop")
+        BOT = "bot", _("bot")
+        OTHER = "other", _("other")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -53,10 +72,28 @@ class Device(models.Model):
         related_name="sessionkit_devices",
         verbose_name=_("user"),
     )
+    # Unique through ``sessionkit_device_token_hash``; NULL for a device whose
+    # token was forgotten (several may be).
+    token_hash = models.CharField(  # noqa: DJ001
+        _("token hash"), max_length=64, null=True, blank=True
+    )
+    name = models.CharField(_("name"), max_length=100, blank=True, default="")
     created_at = models.DateTimeField(_("first seen"), default=timezone.now)
     last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
     user_agent = models.CharField(
         _("user agent"), max_length=USER_AGENT_MAX_LENGTH, blank=True, default=""
+    )
+    browser = models.CharField(
+        _("browser"), max_length=PARSED_MAX_LENGTH, blank=True, default=""
+    )
+    os = models.CharField(
+        _("operating system"), max_length=PARSED_MAX_LENGTH, blank=True, default=""
+    )
+    device_family = models.CharField(
+        _("device family"), max_length=PARSED_MAX_LENGTH, blank=True, default=""
+    )
+    kind = models.CharField(
+        _("type"), max_length=16, choices=Kind.choices, default=Kind.OTHER
     )
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
 
@@ -64,9 +101,29 @@ class Device(models.Model):
         verbose_name = _("device")
         verbose_name_plural = _("devices")
         ordering = ("-last_seen_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token_hash"], name="sessionkit_device_token_hash"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{_('Device')} {self.pk}"
+        return self.name or f"{_('Device')} {self.pk}"
+
+    @property
+    def browser_label(self) -> str:
+        """The browser and its version, or "Unknown"."""
+        return self.browser or str(UNKNOWN)
+
+    @property
+    def os_label(self) -> str:
+        """The operating system and its version, or "Unknown"."""
+        return self.os or str(UNKNOWN)
+
+    @property
+    def device_family_label(self) -> str:
+        """The hardware family ("iPhone"), or "Unknown"."""
+        return self.device_family or str(UNKNOWN)
 
 
 class Session(models.Model):

@@ -12,13 +12,14 @@ from django.db.models.signals import post_init, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from django_sessionkit import limits
+from django_sessionkit import devices, limits
 from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject, emit
-from django_sessionkit.models import Session
+from django_sessionkit.models import Device, Session
 from django_sessionkit.revocation import revoke_user_sessions
 from django_sessionkit.rotation import schedule_user_rotation
+from django_sessionkit.signals import device_added
 
 #: The session of the request being handled, set by the middleware, so that a
 #: password change knows which of the user's sessions to keep.
@@ -40,10 +41,15 @@ def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
     if session is None:
         return
     session.mark_signed_in(request, user)
+    device: Device | None = None
+    new_device = False
     with transaction.atomic(using=router.db_for_write(Session)):
         limits.lock_user(user)
         denied = limits.denied(session, user)
         if not denied:
+            # Before any write of the sign-in: the write links the device.
+            device, new_device = devices.device_for_sign_in(request, user)
+            session.link_device(device.pk)
             if not session.key_renewed:
                 # Django keeps the key when the same user signs in again.
                 session.cycle_key()
@@ -57,13 +63,15 @@ def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
         session.flush()
         raise limits.SessionLimitReached(str(limits.LIMIT_MESSAGE))
     record = session.record
-    assert record is not None
-    emit(
-        Kind.LOGIN,
-        [Subject(session_id=record.pk, user=user, ip=record.ip)],
-        reason="login",
-        request=request,
+    assert record is not None and device is not None
+    subject = Subject(
+        session_id=record.pk, user=user, device_id=device.pk, ip=record.ip
     )
+    emit(Kind.LOGIN, [subject], reason="login", request=request)
+    if new_device:
+        emit(Kind.NEW_DEVICE, [subject], reason="new_device", request=request)
+        device_added.send(sender=Device, device=device, user=user, request=request)
+        devices.notify_new_device(device, user)
 
 
 @receiver(user_logged_out, dispatch_uid="django_sessionkit.signed_out")

@@ -22,7 +22,7 @@ from django.http import HttpRequest
 from django_sessionkit import events
 from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject
-from django_sessionkit.models import Session, SessionQuerySet
+from django_sessionkit.models import Device, Session, SessionQuerySet
 
 
 def _sessions() -> SessionQuerySet:
@@ -129,6 +129,21 @@ def _user_rows(user: Any, except_session: Session | int | None) -> SessionQueryS
     return rows
 
 
+def _device_pk(device: Device | int) -> int:
+    return device.pk if isinstance(device, Device) else device
+
+
+def _forget_token(device: Device | int) -> QuerySet[Device]:
+    # First: a sign-in racing the revocation then makes a new device rather
+    # than joining this one.
+    devices = Device.objects.using(router.db_for_write(Device))
+    return devices.filter(pk=_device_pk(device)).exclude(token_hash=None)
+
+
+def _device_rows(device: Device | int) -> SessionQuerySet:
+    return _sessions().filter(device_id=_device_pk(device))
+
+
 def _one(session: Session | int) -> SessionQuerySet:
     return _sessions().select_related("user").filter(pk=_pk(session))
 
@@ -171,6 +186,19 @@ def revoke_sessions(rows: QuerySet[Session], *, reason: str, by: Any = None) -> 
 def revoke_all_sessions(*, reason: str, by: Any = None) -> int:
     """Revoke every session of every user; return how many."""
     return _end_all(_sessions().all(), Kind.REVOKE, reason, by)
+
+
+def revoke_device(device: Device | int, *, reason: str, by: Any = None) -> int:
+    """Revoke every session of ``device`` (a ``Device`` or its ``id``) and
+    forget its token, so that its cookie recognises nothing any more.
+
+    Return how many sessions were revoked. The device row stays, with its
+    name and history; its next sign-in makes a new device.
+    """
+    _forget_token(device).update(token_hash=None)
+    if isinstance(device, Device):
+        device.token_hash = None
+    return _end_all(_device_rows(device), Kind.REVOKE, reason, by)
 
 
 def expire_session(
@@ -216,6 +244,14 @@ async def arevoke_sessions(
 async def arevoke_all_sessions(*, reason: str, by: Any = None) -> int:
     """Async twin of :func:`revoke_all_sessions`."""
     return await _aend_all(_sessions().all(), Kind.REVOKE, reason, by)
+
+
+async def arevoke_device(device: Device | int, *, reason: str, by: Any = None) -> int:
+    """Async twin of :func:`revoke_device`."""
+    await _forget_token(device).aupdate(token_hash=None)
+    if isinstance(device, Device):
+        device.token_hash = None
+    return await _aend_all(_device_rows(device), Kind.REVOKE, reason, by)
 
 
 async def aexpire_session(

@@ -1,7 +1,7 @@
 """Signals sent by django-sessionkit.
 
-Every signal is sent with ``sender`` set to the ``Session`` model and these
-keyword arguments; none of them ever carries a session key:
+Every session signal is sent with ``sender`` set to the ``Session`` model and
+these keyword arguments; none of them ever carries a session key:
 
 ``session_id``
     The session's stable ``id``.
@@ -15,6 +15,10 @@ keyword arguments; none of them ever carries a session key:
     The request during which it happened, or ``None`` (commands, signals).
 
 Each is mirrored by a ``SessionEvent`` row written just before it is sent.
+
+``device_added`` is sent with ``sender`` set to the ``Device`` model and the
+keyword arguments ``device``, ``user`` and ``request``; a ``new_device``
+``SessionEvent`` is written just before it.
 """
 
 from __future__ import annotations
@@ -35,3 +39,6 @@ session_revoked = Signal()
 #: A session's previous key came back after its grace window
 #: (``reason="stale_key"``).
 session_anomaly = Signal()
+#: A user signed in from a device not seen before (``sender`` is ``Device``;
+#: keyword arguments ``device``, ``user`` and ``request``).
+device_added = Signal()

@@ -108,7 +108,10 @@ class RedisProcess:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> RedisProcess:
-        return self.start()
+        # A server started already is only stopped on leaving.
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        return self
 
     def __exit__(
         self,

@@ -37,6 +37,9 @@ SETTINGS: list[tuple[str, Any, Any, Any]] = [
     ("CACHE_WAIT_REPLICAS", 0, 1, 2),
     ("CACHE_WAIT_TIMEOUT", timedelta(milliseconds=100), timedelta(seconds=1), None),
     ("REAUTH_MAX_AGE", timedelta(minutes=10), timedelta(minutes=5), None),
+    ("DEVICE_COOKIE_NAME", "sessionkit_device", "device", "__Host-device"),
+    ("DEVICE_COOKIE_AGE", timedelta(days=365), timedelta(days=30), None),
+    ("NOTIFY_NEW_DEVICE", False, True, False),
 ]
 NAMES = [name for name, *_ in SETTINGS]
 

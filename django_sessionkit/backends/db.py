@@ -16,7 +16,7 @@ contract of ``django.contrib.sessions.backends.db`` and adds:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +68,7 @@ class SignIn:
     at: datetime
     ip: str | None
     user_agent: str
+    device_id: int | None = None
 
 
 class SessionStore(SessionBase):
@@ -229,6 +230,8 @@ class SessionStore(SessionBase):
             values["authenticated_at"] = self._sign_in.at
             values["ip"] = self._sign_in.ip
             values["user_agent"] = self._sign_in.user_agent
+            if self._sign_in.device_id is not None:
+                values["device_id"] = self._sign_in.device_id
         return values
 
     def _new_record(self, data: dict[str, Any]) -> Session:
@@ -376,6 +379,15 @@ class SessionStore(SessionBase):
         )
         self._remember = False
         self.set_policy_deadlines(policy.resolve(request, user), now=now, active_at=now)
+
+    def link_device(self, device_id: int) -> None:
+        """Link the session to the device it signs in from, with the next write.
+
+        Call it after :meth:`mark_signed_in` and before the write that
+        records the sign-in.
+        """
+        if self._sign_in is not None:
+            self._sign_in = replace(self._sign_in, device_id=device_id)
 
     def set_policy_deadlines(
         self,
