@@ -32,7 +32,13 @@ MIDDLEWARE = "django_sessionkit.middleware.SessionKitMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 # Durations that may be zero (the others must be positive when set).
 _ZERO_ALLOWED = {"ACTIVITY_RESOLUTION", "ROTATE_GRACE", "IDLE_WARNING"}
-_BOOLEANS = ("REVOKE_OTHERS_ON_PASSWORD_CHANGE", "CLEAR_SITE_DATA_ON_LOGOUT")
+_BOOLEANS = (
+    "REVOKE_OTHERS_ON_PASSWORD_CHANGE",
+    "CLEAR_SITE_DATA_ON_LOGOUT",
+    "NOTIFY_NEW_DEVICE",
+)
+# A cookie name is an HTTP token (RFC 6265): no separators, spaces or controls.
+_COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 # Header names are ASCII tokens (RFC 9110); letters, digits, "-" and "_".
@@ -134,6 +140,21 @@ def check_settings(
                 f"not {batch!r}.",
                 hint="The default, 1000, suits most databases.",
                 id="sessionkit.E005",
+            )
+        )
+    device_cookie = conf.DEVICE_COOKIE_NAME
+    if (
+        not isinstance(device_cookie, str)
+        or not _COOKIE_NAME.fullmatch(device_cookie)
+        or device_cookie in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME)
+    ):
+        errors.append(
+            Error(
+                "SESSIONKIT_DEVICE_COOKIE_NAME must be a cookie name of its own "
+                f"(not the session's or the CSRF cookie's), not {device_cookie!r}.",
+                hint='The default is "sessionkit_device"; "__Host-device" on an '
+                "HTTPS-only site.",
+                id="sessionkit.E021",
             )
         )
     samesite = settings.SESSION_COOKIE_SAMESITE

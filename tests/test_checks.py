@@ -403,6 +403,7 @@ def test_passive_urls_valid(value: Any) -> None:
         ("MAX_SESSIONS_POLICY", "evict_newest", "sessionkit.E012"),
         ("REVOKE_OTHERS_ON_PASSWORD_CHANGE", "yes", "sessionkit.E013"),
         ("CLEAR_SITE_DATA_ON_LOGOUT", 1, "sessionkit.E013"),
+        ("NOTIFY_NEW_DEVICE", "yes", "sessionkit.E013"),
     ],
 )
 def test_policy_setting_invalid_errors(name: str, value: Any, check_id: str) -> None:
@@ -501,3 +502,22 @@ def test_weak_secure_and_httponly_reported_by_django_deploy_checks() -> None:
     found = ids(checks.run_checks(include_deployment_checks=True))
     assert "security.W012" in found
     assert "security.W015" in found
+
+
+# -- E021: the device cookie's name ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["", "two words", "semi;colon", None, 7, "sessionid", "csrftoken"]
+)
+def test_device_cookie_name_invalid_errors(value: Any) -> None:
+    with override_settings(SESSIONKIT_DEVICE_COOKIE_NAME=value):
+        error = only(check_settings(), "sessionkit.E021")
+    assert "SESSIONKIT_DEVICE_COOKIE_NAME" in error.msg
+    assert repr(value) in error.msg
+
+
+@pytest.mark.parametrize("value", ["sessionkit_device", "__Host-device", "dev.id"])
+def test_device_cookie_name_valid(value: Any) -> None:
+    with override_settings(SESSIONKIT_DEVICE_COOKIE_NAME=value):
+        assert "sessionkit.E021" not in {m.id for m in check_settings()}
