@@ -103,13 +103,25 @@ class CountingConnection(redis.Connection):
 
     round_trips: ClassVar[int] = 0
     commands: ClassVar[list[str]] = []
+    # The handshake of a new connection (HELLO, CLIENT SETINFO) is paid once
+    # per connection, not per request: it is not counted.
+    _connecting = False
+
+    def on_connect(self) -> None:
+        self._connecting = True
+        try:
+            super().on_connect()
+        finally:
+            self._connecting = False
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).round_trips += 1
+        if not self._connecting:
+            type(self).round_trips += 1
         super().send_packed_command(command, check_health)
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
-        type(self).commands.append(str(args[0]).upper())
+        if not self._connecting:
+            type(self).commands.append(str(args[0]).upper())
         super().send_command(*args, **kwargs)
 
     def pack_commands(self, commands: Any) -> Any:

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+import django
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -450,13 +451,22 @@ def test_new_device_email_failure_does_not_stop_sign_in(
     alice: User, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     # An SMTP server that refuses connections: nothing listens on the port.
+    # Django 6.1 reads MAILERS; Django 5.2 reads the EMAIL_* settings.
     settings.SESSIONKIT_NOTIFY_NEW_DEVICE = True
-    settings.MAILERS = {
-        "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "OPTIONS": {"host": "127.0.0.1", "port": free_port(), "timeout": 1},
+    port = free_port()
+    smtp = "django.core.mail.backends.smtp.EmailBackend"
+    if django.VERSION >= (6, 1):
+        settings.MAILERS = {
+            "default": {
+                "BACKEND": smtp,
+                "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 1},
+            }
         }
-    }
+    else:
+        settings.EMAIL_BACKEND = smtp
+        settings.EMAIL_HOST = "127.0.0.1"
+        settings.EMAIL_PORT = port
+        settings.EMAIL_TIMEOUT = 1
     client = Client()
     sign_in(client)
     assert mail.outbox == []

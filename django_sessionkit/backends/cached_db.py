@@ -272,6 +272,30 @@ def _replicated_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None:
         raise ReplicationError(f"{kept} of {wanted} replicas kept the tombstones")
 
 
+# Django 5.2's BaseCache.aget_many()/aset_many() ask the backend key by key,
+# one round trip each; Django 6 calls the backend's own get_many()/set_many()
+# (one MGET, one pipeline) on the ORM's thread. These do what Django 6 does.
+
+
+def _own(cache: BaseCache, method: str) -> bool:
+    """Whether the backend has its own ``method``, not BaseCache's key loop."""
+    return getattr(type(cache), method, None) is not getattr(BaseCache, method)
+
+
+async def _aget_many(cache: BaseCache, keys: list[str]) -> dict[str, Any]:
+    if not _own(cache, "get_many"):
+        return await cache.aget_many(keys)
+    found: dict[str, Any] = await sync_to_async(cache.get_many)(keys)
+    return found
+
+
+async def _aset_many(cache: BaseCache, data: dict[str, Any], timeout: float) -> None:
+    if not _own(cache, "set_many"):
+        await cache.aset_many(data, timeout)
+    else:
+        await sync_to_async(cache.set_many)(data, timeout)
+
+
 def write_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None:
     """Tombstone ``key_hashes`` in one round trip; raise when that failed.
 
@@ -293,7 +317,7 @@ async def awrite_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None
             cache, list(key_hashes)
         )
     else:
-        await cache.aset_many(_tombstones(key_hashes), tombstone_timeout())
+        await _aset_many(cache, _tombstones(key_hashes), tombstone_timeout())
 
 
 def _drain_failed() -> None:
@@ -684,8 +708,8 @@ class SessionStore(db.SessionStore):
         if not await ausable():
             return None
         try:
-            found: dict[str, Any] = await self._cache.aget_many(
-                [entry_key(key_hash), tombstone_key(key_hash)]
+            found: dict[str, Any] = await _aget_many(
+                self._cache, [entry_key(key_hash), tombstone_key(key_hash)]
             )
         except Exception:
             logger.warning("Session cache unavailable; serving from the database")
