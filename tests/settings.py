@@ -67,7 +67,3 @@ else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
     }
-
-# Django 6.1 names its email backends in MAILERS (Django 5.2 ignores it and
-# uses EMAIL_BACKEND); the test runner swaps both for the in-memory outbox.
-MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
