@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from django_sessionkit.models import Device, Session, SessionEvent
-from django_sessionkit.revocation import revoke_session, revoke_sessions
+from django_sessionkit.revocation import revoke_device, revoke_session, revoke_sessions
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Any]
@@ -112,11 +112,72 @@ class SessionAdmin(ReadOnlyAdmin):
 
 @admin.register(Device)
 class DeviceAdmin(ReadOnlyAdmin):
+    """Signing out or deleting devices here revokes their sessions through
+    the revocation API first (events, signals, cache purge), as the user's
+    own "sign out this device" does."""
+
+    actions = ("revoke_selected",)
+
     list_select_related = ("user",)
-    extra_search_fields = ("ip", "user_agent")
+    extra_search_fields = ("ip", "user_agent", "name")
+    ordering = ("-last_seen_at",)
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
-        return ("id", "user", "created_at", "last_seen_at", "ip", "user_agent")
+        return ("id", "user", "name", "browser", "os", "kind", "last_seen_at", "ip")
+
+    def get_list_filter(self, request: HttpRequest) -> tuple[str, ...]:
+        return ("kind", "last_seen_at")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The token's hash is not shown, like a session's key hash.
+        return (
+            "id",
+            "user",
+            "name",
+            "browser",
+            "os",
+            "device_family",
+            "kind",
+            "created_at",
+            "last_seen_at",
+            "ip",
+            "user_agent",
+        )
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> tuple[str, ...]:
+        return self.get_fields(request, obj)
+
+    def _revoke(self, request: HttpRequest, devices: QuerySet[Device]) -> int:
+        return sum(
+            revoke_device(device, reason="admin", by=request.user) for device in devices
+        )
+
+    @admin.action(
+        description=_("Sign out the selected devices"), permissions=["delete"]
+    )
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        count = self._revoke(request, queryset)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)s session was signed out.",
+                "%(count)s sessions were signed out.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Device) -> None:
+        # Its sessions end through the revocation API, not by cascade.
+        revoke_device(obj, reason="admin", by=request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        self._revoke(request, queryset)
+        super().delete_queryset(request, queryset)
 
 
 @admin.register(SessionEvent)

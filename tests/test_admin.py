@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from django_sessionkit.models import Session, SessionEvent
+from django_sessionkit.models import Device, Session, SessionEvent
 from django_sessionkit.signals import session_revoked
 
 pytestmark = pytest.mark.django_db
@@ -103,3 +103,48 @@ def test_admin_pages_never_show_keys(staff: Client) -> None:
         page = staff.get(url).content.decode()
         assert key not in page
         assert target.key_hash not in page
+
+
+# -- Devices -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["action", "delete", "bulk_delete"])
+def test_admin_device_sign_out_goes_through_revocation(staff: Client, how: str) -> None:
+    victim, _ = signed_in("alice")
+    signed_in("bob")
+    device = Device.objects.get(user__username="alice")
+    if how == "action":
+        data = {"action": "revoke_selected", "_selected_action": [device.pk]}
+        response = staff.post("/admin/sessionkit/device/", data, follow=True)
+        assert "1 session was signed out." in response.content.decode()
+        assert Device.objects.get(pk=device.pk).token_hash is None
+    elif how == "delete":
+        response = staff.post(
+            f"/admin/sessionkit/device/{device.pk}/delete/", {"post": "yes"}
+        )
+        assert not Device.objects.filter(pk=device.pk).exists()
+    else:
+        data = {
+            "action": "delete_selected",
+            "_selected_action": [device.pk],
+            "post": "yes",
+        }
+        response = staff.post("/admin/sessionkit/device/", data)
+        assert not Device.objects.filter(pk=device.pk).exists()
+    assert response.status_code in (200, 302)
+    assert not Session.objects.filter(user__username="alice").exists()
+    assert Session.objects.filter(user__username="bob").exists()
+    event = SessionEvent.objects.get(kind="revoke")
+    assert (event.reason, event.actor.username) == ("admin", "root")
+    assert victim.get("/peek/").json()["user"] == ""
+
+
+def test_admin_device_page_shows_no_token_hash(staff: Client) -> None:
+    signed_in("alice")
+    device = Device.objects.get(user__username="alice")
+    assert device.token_hash
+    page = staff.get(f"/admin/sessionkit/device/{device.pk}/change/")
+    assert page.status_code == 200
+    assert device.token_hash not in page.content.decode()
+    listing = staff.get("/admin/sessionkit/device/")
+    assert device.token_hash not in listing.content.decode()
