@@ -33,6 +33,19 @@ class ReadOnlyAdmin(_ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def signed_out(self, request: HttpRequest, count: int) -> None:
+        """Tell the staff user how many sessions an action signed out."""
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)s session was signed out.",
+                "%(count)s sessions were signed out.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -85,16 +98,7 @@ class SessionAdmin(ReadOnlyAdmin):
         self, request: HttpRequest, queryset: QuerySet[Session]
     ) -> None:
         count = revoke_sessions(queryset, reason="admin", by=request.user)
-        self.message_user(
-            request,
-            ngettext(
-                "%(count)s session was signed out.",
-                "%(count)s sessions were signed out.",
-                count,
-            )
-            % {"count": count},
-            messages.SUCCESS,
-        )
+        self.signed_out(request, count)
 
     def delete_model(self, request: HttpRequest, obj: Session) -> None:
         revoke_session(obj, reason="admin", by=request.user, request=request)
@@ -159,16 +163,7 @@ class DeviceAdmin(ReadOnlyAdmin):
     )
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         count = self._revoke(request, queryset)
-        self.message_user(
-            request,
-            ngettext(
-                "%(count)s session was signed out.",
-                "%(count)s sessions were signed out.",
-                count,
-            )
-            % {"count": count},
-            messages.SUCCESS,
-        )
+        self.signed_out(request, count)
 
     def delete_model(self, request: HttpRequest, obj: Device) -> None:
         # Its sessions end through the revocation API, not by cascade.

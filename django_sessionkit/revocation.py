@@ -43,6 +43,19 @@ def _batches(rows: QuerySet[Session]) -> QuerySet[Session]:
     return rows.select_related("user").order_by("pk")[: conf.CLEANUP_BATCH_SIZE]
 
 
+def locked_key_hashes(rows: SessionQuerySet) -> list[str]:
+    """The key hashes of ``rows``, locked, when the engine caches rows.
+
+    Call it inside the transaction that changes or deletes the rows: a
+    rotation then cannot change a key before the change commits, so these
+    are exactly the cached keys to purge afterwards. Without a caching
+    engine there is nothing to purge, and no query is made.
+    """
+    if caching_store() is None:
+        return []
+    return list(rows.select_for_update().values_list("key_hash", flat=True))
+
+
 def _delete(
     records: list[Session],
     kind: str,
@@ -58,12 +71,8 @@ def _delete(
     key between this read and the delete.
     """
     rows = _sessions().filter(pk__in=[r.pk for r in records])
-    key_hashes: list[str] = []
     with transaction.atomic(using=rows.db):
-        if caching_store() is not None:
-            key_hashes = list(
-                rows.select_for_update().values_list("key_hash", flat=True)
-            )
+        key_hashes = locked_key_hashes(rows)
         deleted, _ = rows.delete()
         if deleted:
             events.write(kind, subjects, reason=reason, by=by, request=request)

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.events import Kind, Subject, aemit, emit
 from django_sessionkit.models import Session
-from django_sessionkit.revocation import caching_store
+from django_sessionkit.revocation import caching_store, locked_key_hashes
 
 
 def _store(request: HttpRequest) -> SessionStore:
@@ -55,11 +55,7 @@ def schedule_user_rotation(user: Any) -> int:
     rows = Session.objects.using(router.db_for_write(Session)).filter(user_id=user.pk)
     store = caching_store()
     with transaction.atomic(using=rows.db):
-        key_hashes = (
-            list(rows.select_for_update().values_list("key_hash", flat=True))
-            if store is not None
-            else []
-        )
+        key_hashes = locked_key_hashes(rows)
         marked = rows.update(rotate_due=True)
     if store is not None:
         # Cached entries still say "not due": make the next read ask the
