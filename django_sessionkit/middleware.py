@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,14 +53,19 @@ EXPIRED_MESSAGES = {
 STALE_KEY = "stale_key"
 
 
-@dataclass(frozen=True)
 class State:
     """What the request phase learnt, for the response phase."""
 
-    store: SessionStore
-    record: Session
-    policy: policy.Policy
-    now: datetime
+    # A plain class with slots: built on every signed-in request.
+    __slots__ = ("now", "policy", "record", "store")
+
+    def __init__(
+        self, store: SessionStore, record: Session, policy: policy.Policy, now: datetime
+    ) -> None:
+        self.store = store
+        self.record = record
+        self.policy = policy
+        self.now = now
 
     def expiry_reason(self) -> str | None:
         """Whether the policy ends the session now: ``"idle"``, ``"absolute"``."""
@@ -102,8 +106,10 @@ def is_passive(request: HttpRequest) -> bool:
 
 
 def _passive_patterns() -> list[re.Pattern[str]]:
-    # re caches compiled patterns, so this costs little per request.
-    return [re.compile(pattern) for pattern in conf.PASSIVE_URLS]
+    # Compiled once, and again when the setting changes.
+    return conf.derived(  # type: ignore[no-any-return]
+        "passive_patterns", lambda: [re.compile(p) for p in conf.PASSIVE_URLS]
+    )
 
 
 def _forget(request: HttpRequest, store: SessionStore) -> None:

@@ -49,6 +49,7 @@ from django_sessionkit.revocation import (
 )
 from tests.helpers import (
     CountingConnection,
+    cached_engine_on,
     carrying,
     events,
     postgresql_only,
@@ -58,6 +59,51 @@ from tests.helpers import (
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cached_engine")]
+
+#: The two ways the store keeps tombstones (``cached_db.access``): django-redis
+#: (one key per session, compare-and-set writes) and Django's own Redis cache
+#: (a tombstone key of its own beside the entry).
+CACHE_BACKENDS = ["django-redis", "django"]
+
+
+@pytest.fixture(params=CACHE_BACKENDS)
+def cached_engine(
+    request: pytest.FixtureRequest, settings: Any, redis_url: str
+) -> Iterator[str]:
+    """Every test of this module runs on both kinds of session cache."""
+    config = session_cache_config(redis_url)
+    if request.param == "django":
+        config = {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "OPTIONS": {
+                "socket_connect_timeout": 0.5,
+                "socket_timeout": 0.5,
+                "connection_class": CountingConnection,
+            },
+        }
+    with cached_engine_on(settings, redis_url, config):
+        yield redis_url
+
+
+def guarded() -> bool:
+    """Whether the session cache takes compare-and-set writes (django-redis)."""
+    return isinstance(cached_db.access(session_cache()), cached_db.Guarded)
+
+
+plain_only = pytest.mark.usefixtures("plain_cache")
+
+
+@pytest.fixture
+def plain_cache() -> None:
+    if guarded():
+        pytest.skip("only caches without compare-and-set have a tombstone key")
+
+
+def django_redis_only() -> None:
+    if not guarded():
+        pytest.skip("django-redis only")
+
 
 PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
@@ -89,10 +135,6 @@ class SessionStore(cached_db.SessionStore):
     between: ClassVar[Callable[[Session], None] | None] = None
     abetween: ClassVar[Callable[[Session], Awaitable[None]] | None] = None
 
-    def __init__(self, session_key: str | None = None) -> None:
-        super().__init__(session_key)
-        self._cache = PausingCache(self._cache, self)  # type: ignore[assignment]
-
     def _refill(
         self, key_hash: str, observed: float, data: dict[str, Any]
     ) -> tuple[str, Any, float] | None:
@@ -101,23 +143,11 @@ class SessionStore(cached_db.SessionStore):
             hook(self._record)
         return super()._refill(key_hash, observed, data)
 
-
-class PausingCache:
-    """The real session cache; only ``aadd`` (the async refill) waits for a hook."""
-
-    def __init__(self, cache: BaseCache, store: SessionStore) -> None:
-        self._real = cache
-        self._store = store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    async def aadd(self, *args: Any, **kwargs: Any) -> bool:
+    async def _aadd(self, key: str, entry: Any, timeout: float) -> None:
         hook, SessionStore.abetween = SessionStore.abetween, None
-        record = self._store._record
-        if hook is not None and record is not None:
-            await hook(record)
-        return bool(await self._real.aadd(*args, **kwargs))
+        if hook is not None and self._record is not None:
+            await hook(self._record)
+        await super()._aadd(key, entry, timeout)
 
 
 @pytest.fixture
@@ -169,7 +199,7 @@ def session_cache() -> BaseCache:
 
 def redis_name(name: str) -> str:
     """The Redis key of the cache key ``name`` (with Django's prefix and version)."""
-    return str(session_cache().client.make_key(name))  # type: ignore[attr-defined]
+    return session_cache().make_key(name)
 
 
 def sign_in(client: Client, username: str = "alice") -> str:
@@ -235,9 +265,14 @@ def cached_data(key: str) -> dict[str, Any] | None:
 
 
 def tombstoned(key: str) -> bool:
-    """Whether ``key`` has a tombstone and its entry is overwritten."""
+    """Whether ``key`` has a tombstone: its entry overwritten, and (for caches
+    without compare-and-set) the tombstone key written."""
+    if entry_of(key) != cached_db.GONE:
+        return False
+    if guarded():
+        return True
     mark = session_cache().get(cached_db.tombstone_key(hash_key(key)))
-    return bool(mark == cached_db.GONE and entry_of(key) == cached_db.GONE)
+    return bool(mark == cached_db.GONE)
 
 
 def put_entry(record: Session, **columns: Any) -> None:
@@ -250,7 +285,14 @@ def put_entry(record: Session, **columns: Any) -> None:
 def drop_entries(server: redis.Redis) -> None:
     """Remove every entry (tombstones stay), as when their time runs out."""
     for name in server.scan_iter(match="*sessionkit:s:*"):
-        server.delete(name)
+        if server.get(name) != str(cached_db.GONE).encode():
+            server.delete(name)
+
+
+def read_command() -> str:
+    """What one read of the cached store runs: a GET, or an MGET of the entry
+    and the tombstone key."""
+    return "GET" if guarded() else "MGET"
 
 
 def update_row(key: str, **columns: Any) -> Session:
@@ -340,14 +382,23 @@ def sets(commands: list[str]) -> list[str]:
     return [c for c in commands if c not in ("MULTI", "EXEC")]
 
 
+def tombstone_writes(sessions: int) -> list[str]:
+    """The commands (sorted by name) of tombstoning ``sessions`` keys: django-redis
+    sets each entry; Django's Redis cache sets entries and tombstone keys with
+    one MSET and an EXPIRE each."""
+    if guarded():
+        return ["SET"] * sessions
+    return ["EXPIRE"] * 2 * sessions + ["MSET"]
+
+
 def timeout_events() -> list[tuple[int | None, str]]:
     return [(e.session_id, e.reason) for e in events(Kind.TIMEOUT)]
 
 
-# -- The read path: one MGET, no session SQL ----------------------------------------
+# -- The read path: one GET, no session SQL ----------------------------------------
 
 
-def test_read_only_request_costs_one_mget_and_no_session_sql(
+def test_read_only_request_costs_one_round_trip_and_no_session_sql(
     client: Client, alice: User, server: redis.Redis
 ) -> None:
     sign_in(client)
@@ -357,7 +408,7 @@ def test_read_only_request_costs_one_mget_and_no_session_sql(
         response = client.get("/peek/")
     assert user_of(response) == "alice"
     assert CountingConnection.round_trips == 1
-    assert commands_run(server) == ["MGET"]
+    assert commands_run(server) == [read_command()]
     assert session_sql(queries) == []
     # Only AuthenticationMiddleware's user lookup.
     assert statements(queries)
@@ -366,7 +417,7 @@ def test_read_only_request_costs_one_mget_and_no_session_sql(
     assert set_cookie(response) is None
 
 
-async def test_read_only_request_costs_one_mget_and_no_session_sql_async(
+async def test_read_only_request_costs_one_round_trip_and_no_session_sql_async(
     alice: User, server: redis.Redis
 ) -> None:
     client = AsyncClient()
@@ -377,7 +428,7 @@ async def test_read_only_request_costs_one_mget_and_no_session_sql_async(
         response = await client.get("/peek/")
     assert user_of(response) == "alice"
     assert CountingConnection.round_trips == 1
-    assert commands_run(server) == ["MGET"]
+    assert commands_run(server) == [read_command()]
     assert session_sql(queries) == []
     assert all(USER_TABLE in sql for sql in statements(queries))
     assert store_of(response).from_cache is True
@@ -423,7 +474,7 @@ def test_redis_holds_key_hashes_never_keys(
     names = list(server.scan_iter(count=1000))
     assert redis_name(cached_db.entry_key(hash_key(key))).encode() in names
     # Signing in gave the anonymous session a new key: its old one is ended.
-    assert redis_name(cached_db.tombstone_key(hash_key(anonymous))).encode() in names
+    assert tombstoned(anonymous)
     for name in names:
         value = server.get(name) or b""
         for raw in (key, anonymous):
@@ -466,8 +517,12 @@ def test_tombstone_outlives_every_entry(
 ) -> None:
     key = sign_in(client)
     client.post("/logout/")
-    ttl = server.pttl(redis_name(cached_db.tombstone_key(hash_key(key))))
-    assert ttl > 5 * 60 * 1000  # CACHE_MAX_AGE
+    assert tombstoned(key)
+    names = [cached_db.entry_key(hash_key(key))]
+    if not guarded():
+        names.append(cached_db.tombstone_key(hash_key(key)))
+    for name in names:
+        assert server.pttl(redis_name(name)) > 5 * 60 * 1000  # CACHE_MAX_AGE
 
 
 # -- Deadlines by the application's clock --------------------------------------------
@@ -649,6 +704,7 @@ def test_revoke_between_miss_and_refill_is_final(
         assert store_of(response).from_cache is False
 
 
+@plain_only
 def test_refill_landing_after_tombstone_is_never_served(
     racing: type[SessionStore], alice: User, server: redis.Redis
 ) -> None:
@@ -703,15 +759,19 @@ async def test_revoke_between_miss_and_refill_is_final_async(
             assert record.user_id is not None
             user = await User.objects.aget(pk=record.user_id)
             assert await arevoke_user_sessions(user, reason="test") == 1
-        # Lose the entry half of the tombstone too: the late aadd then writes.
-        await sync_to_async(server.delete)(
-            redis_name(cached_db.entry_key(record.key_hash))
-        )
+        if not guarded():
+            # Lose the entry half of the tombstone: the late aadd then
+            # writes, and the tombstone key alone keeps the session ended.
+            await sync_to_async(server.delete)(
+                redis_name(cached_db.entry_key(record.key_hash))
+            )
 
     racing.abetween = arevoke
     assert user_of(await client.get("/peek/")) == "alice"
     assert racing.abetween is None
-    assert await sync_to_async(cached_row)(key) is not None  # the late refill
+    late = await sync_to_async(cached_row)(key)
+    # With django-redis the tombstone is the entry: the late add finds it.
+    assert (late is None) is guarded()
     assert not await Session.objects.aexists()
     response = await acarrying(key).get("/peek/")
     assert response.json() == {"user": "", "data": {}}
@@ -748,6 +808,78 @@ async def test_asave_racing_arevoke_fails_and_is_not_cached(alice: User) -> None
     again = cached_db.SessionStore(key)
     assert await again.aload() == {}
     assert again.from_cache is False
+
+
+class WriteThenRevoke(cached_db.SessionStore):
+    """A store whose database write succeeds, then the session is revoked
+    (row deleted, key tombstoned), then the store writes the cache."""
+
+    def _stored(self, values: Any, **kwargs: Any) -> None:
+        revoke_session(row_of_hash(hash_key(str(self.session_key))), reason="test")
+        super()._stored(values, **kwargs)
+
+    async def _astored(self, values: Any, **kwargs: Any) -> None:
+        record = await Session.objects.aget(key_hash=hash_key(str(self.session_key)))
+        assert await arevoke_session(record, reason="test")
+        await super()._astored(values, **kwargs)
+
+
+def row_of_hash(key_hash: str) -> Session:
+    return Session.objects.get(key_hash=key_hash)
+
+
+def test_write_landing_after_revoke_never_serves_session(alice: User) -> None:
+    key = sign_in(Client())
+    store = WriteThenRevoke(key)
+    assert store.get(SESSION_KEY) == str(alice.pk)
+    store["late"] = "write"
+    store.save()  # the UPDATE found the row; the revoke came after it
+    assert not Session.objects.exists()
+    # django-redis: the compare-and-set left the tombstone in place. Django's
+    # cache: the entry was replaced, and the tombstone key still ends it.
+    assert (entry_of(key) == cached_db.GONE) is guarded()
+    response = carrying(key).get("/peek/")
+    assert response.json() == {"user": "", "data": {}}
+    assert store_of(response).from_cache is False
+
+
+async def test_awrite_landing_after_arevoke_never_serves_session(alice: User) -> None:
+    key = await asign_in(AsyncClient())
+    store = WriteThenRevoke(key)
+    assert await store.aget(SESSION_KEY) == str(alice.pk)
+    await store.aset("late", "write")
+    await store.asave()
+    assert not await Session.objects.aexists()
+    entry = await sync_to_async(entry_of)(key)
+    assert (entry == cached_db.GONE) is await sync_to_async(guarded)()
+    response = await acarrying(key).get("/peek/")
+    assert response.json() == {"user": "", "data": {}}
+    assert store_of(response).from_cache is False
+
+
+def test_compare_and_set_keeps_tombstone_and_replaces_entries(
+    alice: User, server: redis.Redis
+) -> None:
+    django_redis_only()
+    key = sign_in(Client())
+    access = cached_db.access(session_cache())
+    record = row_of(key)
+    entry = cached_db.pack(cached_db.row_values(record), {"a": 1})
+    # An entry is replaced, then dropped, by a write after a database write.
+    access.put(record.key_hash, entry, 60)
+    assert cached_data(key) == {"a": 1}
+    assert 0 < server.pttl(redis_name(cached_db.entry_key(record.key_hash))) <= 60_000
+    access.put(record.key_hash, None, 60)
+    assert entry_of(key) is None
+    # A tombstone is neither replaced nor dropped.
+    cached_db.write_tombstones(session_cache(), [record.key_hash])
+    reset_counts(server)
+    access.put(record.key_hash, entry, 60)
+    access.put(record.key_hash, None, 60)
+    assert CountingConnection.round_trips == 2
+    # The script's own GET ran; its SET and DEL did not.
+    assert commands_run(server) == ["EVALSHA", "EVALSHA", "GET", "GET"]
+    assert entry_of(key) == cached_db.GONE
 
 
 def test_request_writing_after_revoke_is_interrupted(
@@ -917,7 +1049,7 @@ def test_revoke_user_sessions_one_round_trip(
     reset_counts(server)
     assert revoke_user_sessions(alice, reason="test") == 3
     assert CountingConnection.round_trips == 1
-    assert sets(commands_run(server)) == ["SET"] * 6
+    assert sets(commands_run(server)) == tombstone_writes(3)
     for browser, key in alices:
         assert tombstoned(key)
         response = browser.get("/peek/")
@@ -940,7 +1072,7 @@ async def test_arevoke_user_sessions_one_round_trip(
     reset_counts(server)
     assert await arevoke_user_sessions(alice, reason="test") == 3
     assert CountingConnection.round_trips == 1
-    assert sets(commands_run(server)) == ["SET"] * 6
+    assert sets(commands_run(server)) == tombstone_writes(3)
     for browser, key in zip(alices, keys, strict=True):
         assert await sync_to_async(tombstoned)(key)
         assert user_of(await browser.get("/peek/")) == ""
@@ -957,7 +1089,7 @@ def test_revoke_session_tombstones_only_that_key(
     reset_counts(server)
     assert revoke_session(row_of(first_key), reason="test")
     assert CountingConnection.round_trips == 1
-    assert sets(commands_run(server)) == ["SET"] * 2
+    assert sets(commands_run(server)) == tombstone_writes(1)
     assert tombstoned(first_key)
     assert user_of(first.get("/peek/")) == ""
     response = second.get("/peek/")

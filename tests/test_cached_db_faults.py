@@ -81,16 +81,15 @@ class FlakyRedis:
         A stopped ``redis-server`` keeps the commands sent to it in its socket
         buffers and runs them when it resumes, even those whose client timed
         out long ago; a real partition loses them. So the cached entries are
-        put back as they were before the pause, and the tombstones the
-        timed-out writes left are removed: only the pending purges recorded in
-        the database can now stop a stale entry from being trusted.
+        put back as they were before the pause, over the tombstones the
+        timed-out writes left: only the pending purges recorded in the
+        database can now stop a stale entry from being trusted.
         """
         self.resume()
         time.sleep(0.2)  # let the resumed server run what it had buffered
         client = self.raw()
         for key, value in entries.items():
             client.set(stored_key(cached_db.entry_key(key.hash)), value, ex=300)
-            client.delete(stored_key(cached_db.tombstone_key(key.hash)))
 
     def stop(self) -> None:
         for server in self.servers:
@@ -148,8 +147,9 @@ def cached_entry(server: FlakyRedis, key: Key) -> bytes:
 
 
 def has_tombstone(server: FlakyRedis, key: Key) -> bool:
-    tombstone = stored_key(cached_db.tombstone_key(key.hash))
-    return bool(server.raw().exists(tombstone))
+    """Whether the entry of ``key`` is a tombstone (django-redis keeps it there)."""
+    value = server.raw().get(stored_key(cached_db.entry_key(key.hash)))
+    return value == str(cached_db.GONE).encode()
 
 
 def pending(key: Key) -> bool:

@@ -242,8 +242,9 @@ class Cluster:
         return redis.Redis.from_url(self.cache_server.url, socket_timeout=5)
 
     def has_tombstone(self, key: Key) -> bool:
-        name = default_key_func(cached_db.tombstone_key(key.hash), "", 1)
-        return bool(self.raw().exists(name))
+        # django-redis keeps the tombstone in the entry's own key.
+        name = default_key_func(cached_db.entry_key(key.hash), "", 1)
+        return self.raw().get(name) == str(cached_db.GONE).encode()
 
     def manage(self, *args: str) -> str:
         """Run a management command in a process of its own; return its output."""

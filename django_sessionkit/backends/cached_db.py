@@ -5,17 +5,17 @@ Use it as ``SESSION_ENGINE = "django_sessionkit.backends.cached_db"``, with
 database stays the source of truth for validity, listing and revocation; the
 cache only answers reads of sessions the database vouched for a moment ago.
 
-- A read is one ``MGET`` of the session's entry and its tombstone, both keyed
-  by ``sha256(key)``; a hit costs no SQL. The deadlines in the entry are
-  checked against the application's clock, as with the database store. An
-  entry that looks expired is confirmed with the database before anyone is
-  signed out.
+- A read is one ``GET`` of the session's entry, keyed by ``sha256(key)``; a
+  hit costs no SQL. The deadlines in the entry are checked against the
+  application's clock, as with the database store. An entry that looks
+  expired is confirmed with the database before anyone is signed out.
 - A miss reads the database and refills with ``add`` (set-if-absent). Writes
-  go to the database first and to the cache only after they succeeded.
-- Every key that stops being valid (revocation, logout, expiry, rotation) gets
-  a tombstone. A read that finds one goes to the database and never refills,
-  so a request that read the row just before a revoke cannot bring it back by
-  writing the cache just after it.
+  go to the database first and to the cache only after they succeeded, with
+  a compare-and-set (one Lua script) that never replaces a tombstone.
+- Every key that stops being valid (revocation, logout, expiry, rotation) has
+  its entry replaced by a tombstone. A read that finds one goes to the
+  database and never refills, so a request that read the row just before a
+  revoke cannot bring it back by writing the cache just after it.
 - No entry lives longer than ``SESSIONKIT_CACHE_MAX_AGE`` from the moment its
   state was read from or written to the database, nor past the session's own
   deadlines; tombstones outlive every entry that could have been written
@@ -26,6 +26,11 @@ cache only answers reads of sessions the database vouched for a moment ago.
   after a failure, and every process looks for them once per
   ``SESSIONKIT_CACHE_SWEEP_INTERVAL``. A write that finds its row gone
   tombstones the key at once.
+
+Caches other than django-redis (Django's own Redis cache, memcached) have no
+compare-and-set through Django's cache API: there the tombstone is also kept
+under a key of its own, read together with the entry (one ``get_many()``),
+and a write after a database write cannot hide it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,9 +63,12 @@ from django_sessionkit.models import CachePurge, Session
 logger = logging.getLogger("django.contrib.sessions")
 
 #: Version of the entry layout; an entry of another layout is a miss.
-FORMAT = 2
-#: What a purged entry is overwritten with: not a tuple, so never an entry.
-GONE = "gone"
+FORMAT = 3
+#: What an ended session's entry is overwritten with (the tombstone): not a
+#: tuple, so never an entry. An int, because django-redis and Django's Redis
+#: cache store ints as their digits whatever the serializer or compressor, so
+#: the compare-and-set script can recognise it without decoding.
+GONE = 0
 #: How much longer than any entry a tombstone lives: covers the time between
 #: a request's database read and its cache write, and clock steps.
 TOMBSTONE_MARGIN = timedelta(seconds=60)
@@ -188,12 +197,147 @@ def entry_timeout(values: dict[str, Any], observed: float) -> float | None:
     return timeout if timeout > 0 else None
 
 
-def _tombstones(key_hashes: Iterable[str]) -> dict[str, str]:
-    marks: dict[str, str] = {}
-    for key_hash in key_hashes:
-        marks[entry_key(key_hash)] = GONE
-        marks[tombstone_key(key_hash)] = GONE
-    return marks
+# -- Two ways to keep tombstones safe from later writes --------------------
+
+
+class Plain:
+    """Any Django cache: the tombstone also under a key of its own.
+
+    A write after a database write may replace a tombstoned entry (Django's
+    cache API has no compare-and-set), so a read asks for the entry and the
+    tombstone key together and believes the tombstone key.
+    """
+
+    def __init__(self, cache: BaseCache) -> None:
+        self.cache = cache
+
+    def tombstones(self, key_hashes: Iterable[str]) -> dict[str, int]:
+        """The keys and values that tombstone ``key_hashes``."""
+        marks: dict[str, int] = {}
+        for key_hash in key_hashes:
+            marks[entry_key(key_hash)] = GONE
+            marks[tombstone_key(key_hash)] = GONE
+        return marks
+
+    @staticmethod
+    def _answer(key_hash: str, found: dict[str, Any]) -> tuple[Any, bool]:
+        entry = found.get(entry_key(key_hash))
+        return entry, entry == GONE or tombstone_key(key_hash) in found
+
+    def read(self, key_hash: str) -> tuple[Any, bool]:
+        """The entry stored for ``key_hash`` (or ``None``) and whether it ended."""
+        keys = [entry_key(key_hash), tombstone_key(key_hash)]
+        return self._answer(key_hash, self.cache.get_many(keys))
+
+    async def aread(self, key_hash: str) -> tuple[Any, bool]:
+        """Async twin of :meth:`read`."""
+        keys = [entry_key(key_hash), tombstone_key(key_hash)]
+        return self._answer(key_hash, await _aget_many(self.cache, keys))
+
+    def put(self, key_hash: str, entry: tuple[Any, ...] | None, timeout: float) -> None:
+        """After a database write: store ``entry``, or drop the stale one."""
+        if entry is not None:
+            self.cache.set(entry_key(key_hash), entry, timeout)
+        else:
+            self.cache.delete(entry_key(key_hash))
+
+    async def aput(
+        self, key_hash: str, entry: tuple[Any, ...] | None, timeout: float
+    ) -> None:
+        """Async twin of :meth:`put`."""
+        if entry is not None:
+            await self.cache.aset(entry_key(key_hash), entry, timeout)
+        else:
+            await self.cache.adelete(entry_key(key_hash))
+
+
+# Run atomically by Redis: replace (or, without a value, delete) the entry
+# unless it is a tombstone. GONE is stored as its digits.
+_PUT_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+class Guarded(Plain):
+    """django-redis: one key per session and a compare-and-set for writes.
+
+    Reads are one ``GET`` on the primary (``get_client(write=True)``), and a
+    write after a database write runs a Lua script that leaves a tombstone
+    in place, so the tombstone needs no key of its own.
+    """
+
+    def __init__(self, cache: BaseCache) -> None:
+        super().__init__(cache)
+        self.client = cache.client  # type: ignore[attr-defined]
+        self._script: Any = None
+
+    def tombstones(self, key_hashes: Iterable[str]) -> dict[str, int]:
+        return {entry_key(key_hash): GONE for key_hash in key_hashes}
+
+    def read(self, key_hash: str) -> tuple[Any, bool]:
+        client = self.client
+        raw = client.get_client(write=True).get(client.make_key(entry_key(key_hash)))
+        entry = None if raw is None else client.decode(raw)
+        return entry, entry == GONE
+
+    async def aread(self, key_hash: str) -> tuple[Any, bool]:
+        # django-redis has no async client: its sync one, on a thread.
+        answer: tuple[Any, bool] = await sync_to_async(self.read)(key_hash)
+        return answer
+
+    def put(self, key_hash: str, entry: tuple[Any, ...] | None, timeout: float) -> None:
+        client = self.client
+        redis = client.get_client(write=True)
+        if self._script is None:
+            self._script = redis.register_script(_PUT_SCRIPT)
+        value = b"" if entry is None else client.encode(entry)
+        self._script(
+            keys=[client.make_key(entry_key(key_hash))],
+            args=[GONE, value, max(1, int(timeout * 1000))],
+            client=redis,
+        )
+
+    async def aput(
+        self, key_hash: str, entry: tuple[Any, ...] | None, timeout: float
+    ) -> None:
+        await sync_to_async(self.put)(key_hash, entry, timeout)
+
+
+def _guardable(cache: BaseCache) -> bool:
+    # django-redis' default client (and its Sentinel flavour) reach one
+    # primary through get_client(write=True) and store values as encode()
+    # makes them; the shard and herd clients do neither.
+    try:
+        from django_redis.cache import RedisCache
+        from django_redis.client import DefaultClient, HerdClient, ShardClient
+    except ImportError:  # pragma: no cover - django-redis is a dependency
+        return False
+    if not isinstance(cache, RedisCache):
+        return False
+    client = cache.client
+    return isinstance(client, DefaultClient) and not isinstance(
+        client, HerdClient | ShardClient
+    )
+
+
+# Django keeps one cache object per alias and thread; so do we, no longer.
+_access: weakref.WeakKeyDictionary[BaseCache, Plain] = weakref.WeakKeyDictionary()
+
+
+def access(cache: BaseCache) -> Plain:
+    """How the store reads and writes ``cache``: :class:`Guarded` or :class:`Plain`."""
+    found = _access.get(cache)
+    if found is None:
+        found = Guarded(cache) if _guardable(cache) else Plain(cache)
+        _access[cache] = found
+    return found
+
+
+def _tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> dict[str, int]:
+    return access(cache).tombstones(key_hashes)
 
 
 # -- This process's trust in the cache --------------------------------------
@@ -264,7 +408,7 @@ def _replicated_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None:
     client = cache.client  # type: ignore[attr-defined]
     milliseconds = int(tombstone_timeout() * 1000)
     pipeline = client.get_client(write=True).pipeline(transaction=False)
-    for key, value in _tombstones(key_hashes).items():
+    for key, value in _tombstones(cache, key_hashes).items():
         pipeline.set(client.make_key(key), client.encode(value), px=milliseconds)
     pipeline.execute_command("WAIT", wanted, max(1, int(wait.total_seconds() * 1000)))
     kept = pipeline.execute()[-1]
@@ -306,7 +450,7 @@ def write_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None:
     if conf.CACHE_WAIT_REPLICAS:
         _replicated_tombstones(cache, key_hashes)
     else:
-        cache.set_many(_tombstones(key_hashes), tombstone_timeout())
+        cache.set_many(_tombstones(cache, key_hashes), tombstone_timeout())
 
 
 async def awrite_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None:
@@ -317,7 +461,7 @@ async def awrite_tombstones(cache: BaseCache, key_hashes: Iterable[str]) -> None
             cache, list(key_hashes)
         )
     else:
-        await _aset_many(cache, _tombstones(key_hashes), tombstone_timeout())
+        await _aset_many(cache, _tombstones(cache, key_hashes), tombstone_timeout())
 
 
 def _drain_failed() -> None:
@@ -461,13 +605,14 @@ class SessionStore(db.SessionStore):
         return hash_key(session_key)
 
     def _hit(
-        self, key_hash: str, found: dict[str, Any]
+        self, key_hash: str, found: tuple[Any, bool]
     ) -> tuple[Session, dict[str, Any]] | None:
         """The live row and data the cache answered with, or ``None`` to ask
         the database."""
-        if tombstone_key(key_hash) in found:
+        entry, ended = found
+        if ended:
             return None
-        hit = unpack(found.get(entry_key(key_hash)), self._using())
+        hit = unpack(entry, self._using())
         if hit is None or hit[0].key_hash != key_hash:
             return None
         # An entry past a deadline may be stale: the database decides.
@@ -493,6 +638,14 @@ class SessionStore(db.SessionStore):
         if timeout is None:
             return None
         return entry_key(key_hash), pack(values, data, type(record)), timeout
+
+    def _add(self, key: str, entry: Any, timeout: float) -> None:
+        """Refill after a miss: set-if-absent, so a tombstone stays."""
+        self._cache.add(key, entry, timeout)
+
+    async def _aadd(self, key: str, entry: Any, timeout: float) -> None:
+        """Async twin of :meth:`_add`."""
+        await self._cache.aadd(key, entry, timeout)
 
     def _using(self) -> str:
         return router.db_for_write(self.get_model_class())
@@ -544,12 +697,9 @@ class SessionStore(db.SessionStore):
             if write.replaced is not None:
                 write_tombstones(self._cache, [write.replaced])
             if write.key_hash is not None:
-                if write.entry is not None:
-                    self._cache.set(
-                        entry_key(write.key_hash), write.entry, write.timeout
-                    )
-                else:
-                    self._cache.delete(entry_key(write.key_hash))
+                access(self._cache).put(
+                    write.key_hash, write.entry, write.timeout or 0.0
+                )
         except Exception:
             _record_pending(self._cache_failed(write))
 
@@ -566,12 +716,9 @@ class SessionStore(db.SessionStore):
             if write.replaced is not None:
                 await awrite_tombstones(self._cache, [write.replaced])
             if write.key_hash is not None:
-                if write.entry is not None:
-                    await self._cache.aset(
-                        entry_key(write.key_hash), write.entry, write.timeout
-                    )
-                else:
-                    await self._cache.adelete(entry_key(write.key_hash))
+                await access(self._cache).aput(
+                    write.key_hash, write.entry, write.timeout or 0.0
+                )
         except Exception:
             await _arecord_pending(self._cache_failed(write))
 
@@ -631,13 +778,12 @@ class SessionStore(db.SessionStore):
             purge(self._lost())
             raise
 
-    def _cached(self, key_hash: str) -> dict[str, Any] | None:
+    def _cached(self, key_hash: str) -> tuple[Any, bool] | None:
+        """The cache's answer for ``key_hash``: its entry and whether it ended."""
         if not usable():
             return None
         try:
-            found: dict[str, Any] = self._cache.get_many(
-                [entry_key(key_hash), tombstone_key(key_hash)]
-            )
+            found = access(self._cache).read(key_hash)
         except Exception:
             logger.warning("Session cache unavailable; serving from the database")
             health.failed()
@@ -657,11 +803,11 @@ class SessionStore(db.SessionStore):
                 return self._served(hit)
         observed = time.monotonic()
         data = super().load()
-        if found is not None and tombstone_key(key_hash) not in found:
+        if found is not None and not found[1]:
             refill = self._refill(key_hash, observed, data)
             if refill is not None:
                 try:
-                    self._cache.add(*refill)
+                    self._add(*refill)
                 except Exception:
                     health.failed()
         return data
@@ -704,13 +850,11 @@ class SessionStore(db.SessionStore):
             await apurge(self._lost())
             raise
 
-    async def _acached(self, key_hash: str) -> dict[str, Any] | None:
+    async def _acached(self, key_hash: str) -> tuple[Any, bool] | None:
         if not await ausable():
             return None
         try:
-            found: dict[str, Any] = await _aget_many(
-                self._cache, [entry_key(key_hash), tombstone_key(key_hash)]
-            )
+            found = await access(self._cache).aread(key_hash)
         except Exception:
             logger.warning("Session cache unavailable; serving from the database")
             health.failed()
@@ -730,11 +874,11 @@ class SessionStore(db.SessionStore):
                 return self._served(hit)
         observed = time.monotonic()
         data = await super().aload()
-        if found is not None and tombstone_key(key_hash) not in found:
+        if found is not None and not found[1]:
             refill = self._refill(key_hash, observed, data)
             if refill is not None:
                 try:
-                    await self._cache.aadd(*refill)
+                    await self._aadd(*refill)
                 except Exception:
                     health.failed()
         return data
