@@ -73,6 +73,9 @@ ROOT_URLCONF = "demo.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Before the apps: demo/templates/django_sessionkit/ overrides the
+        # package's templates, to show its pages in the demo's layout.
+        "DIRS": [DEMO_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

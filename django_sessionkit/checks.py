@@ -30,6 +30,7 @@ TAG = "sessionkit"
 ENGINES = ("django_sessionkit.backends.db", "django_sessionkit.backends.cached_db")
 MIDDLEWARE = "django_sessionkit.middleware.SessionKitMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+GEOIP2_RESOLVER = "django_sessionkit.location.geoip2"
 # Durations that may be zero (the others must be positive when set).
 _ZERO_ALLOWED = {"ACTIVITY_RESOLUTION", "ROTATE_GRACE", "IDLE_WARNING"}
 _BOOLEANS = (
@@ -280,6 +281,59 @@ def _passive_url_errors() -> list[CheckMessage]:
             f"SESSIONKIT_PASSIVE_URLS {problem}.",
             hint='For example SESSIONKIT_PASSIVE_URLS = [r"^/api/poll/"].',
             id="sessionkit.E009",
+        )
+    ]
+
+
+def _geoip2_problem() -> tuple[str, str] | None:
+    """Why Django's GeoIP2 cannot work here, and the fix; ``None`` if it can."""
+    try:
+        import_module("geoip2.database")
+    except ImportError:
+        return (
+            "the geoip2 package is not installed",
+            "Run pip install geoip2 (and set GEOIP_PATH).",
+        )
+    if not getattr(settings, "GEOIP_PATH", None):
+        return (
+            "GEOIP_PATH is not set",
+            "Set GEOIP_PATH to the directory holding MaxMind's "
+            "GeoLite2-City.mmdb (or GeoLite2-Country.mmdb), or to the file.",
+        )
+    return None
+
+
+@register(TAG)
+def check_location_resolver(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    from django_sessionkit import location
+
+    path = conf.LOCATION_RESOLVER
+    if path is None:
+        return []
+    resolver = _imported(str(path))
+    if not callable(resolver):
+        return [
+            Error(
+                "SESSIONKIT_LOCATION_RESOLVER must be the dotted path of a "
+                f"callable (ip) -> str | None; {path!r} cannot be imported or "
+                "is not callable.",
+                hint="Check the module and name; use "
+                f'"{GEOIP2_RESOLVER}" for Django\'s GeoIP2, or remove the '
+                "setting to show no locations.",
+                id="sessionkit.E022",
+            )
+        ]
+    problem = _geoip2_problem() if resolver is location.geoip2 else None
+    if problem is None:
+        return []
+    reason, hint = problem
+    return [
+        Error(
+            f"SESSIONKIT_LOCATION_RESOLVER is the GeoIP2 resolver, but {reason}.",
+            hint=hint,
+            id="sessionkit.E022",
         )
     ]
 

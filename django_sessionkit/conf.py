@@ -268,6 +268,12 @@ class Settings:
         value: bool = self._get("NOTIFY_NEW_DEVICE", False)
         return value
 
+    @property
+    def LOCATION_RESOLVER(self) -> str | None:
+        """Dotted path to an ``(ip) -> str | None`` callable naming a place."""
+        value: str | None = self._get("LOCATION_RESOLVER", None)
+        return value
+
 
 conf = Settings()
 

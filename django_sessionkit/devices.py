@@ -16,10 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import DisallowedHost
 from django.core.mail import send_mail
 from django.db import router
 from django.http import HttpRequest, HttpResponseBase
 from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from django_sessionkit import client
@@ -189,14 +191,32 @@ def set_device_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
 # -- The new-device email ---------------------------------------------------------
 
 
-def notify_new_device(device: Device, user: Any) -> bool:
+def sessions_page_url(request: HttpRequest | None) -> str | None:
+    """The absolute URL of the sessions page (``sessionkit:sessions``), or
+    ``None`` without a request or when the app's URLs are not included."""
+    if request is None:
+        return None
+    try:
+        return request.build_absolute_uri(reverse("sessionkit:sessions"))
+    except NoReverseMatch:
+        return None
+    except DisallowedHost:
+        # A Host header outside ALLOWED_HOSTS never makes it into a link.
+        return None
+
+
+def notify_new_device(
+    device: Device, user: Any, request: HttpRequest | None = None
+) -> bool:
     """Email ``user`` about a sign-in from ``device``; return whether it was sent.
 
     Sent only with ``SESSIONKIT_NOTIFY_NEW_DEVICE`` and when the user has an
     email address. The subject and body come from the templates
     ``django_sessionkit/email/new_device_subject.txt`` and
-    ``new_device_body.txt``, with ``user`` and ``device`` in their context.
-    A failure to send is logged, never raised: the sign-in goes on.
+    ``new_device_body.txt``, with ``user``, ``device`` and ``sessions_url``
+    (the sessions page's absolute URL, built from ``request``, or ``None``)
+    in their context. A failure to send is logged, never raised: the
+    sign-in goes on.
     """
     if not conf.NOTIFY_NEW_DEVICE:
         return False
@@ -204,7 +224,11 @@ def notify_new_device(device: Device, user: Any) -> bool:
     address = getattr(user, email_field, "")
     if not address:
         return False
-    context = {"user": user, "device": device}
+    context = {
+        "user": user,
+        "device": device,
+        "sessions_url": sessions_page_url(request),
+    }
     # A subject is one line: a header must not be split.
     subject = " ".join(render_to_string(SUBJECT_TEMPLATE, context).split())
     body = render_to_string(BODY_TEMPLATE, context)

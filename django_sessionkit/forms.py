@@ -78,3 +78,18 @@ class ReauthenticationForm(forms.Form):
                 self.error_messages["invalid_password"], code="invalid_password"
             )
         return password
+
+
+class DeviceNameForm(forms.Form):
+    """The name a user gives one of their devices ("Work laptop").
+
+    Surrounding whitespace is stripped; an empty name gives the device its
+    automatic name (browser and operating system) back.
+    """
+
+    name = forms.CharField(
+        label=_("Device name"),
+        max_length=100,  # Device.name's
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )

@@ -71,7 +71,7 @@ def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
     if new_device:
         emit(Kind.NEW_DEVICE, [subject], reason="new_device", request=request)
         device_added.send(sender=Device, device=device, user=user, request=request)
-        devices.notify_new_device(device, user)
+        devices.notify_new_device(device, user, request=request)
 
 
 @receiver(user_logged_out, dispatch_uid="django_sessionkit.signed_out")

@@ -83,3 +83,11 @@ def cached_engine(settings: Any, redis_url: str) -> Iterator[str]:
     """
     with cached_engine_on(settings, redis_url):
         yield redis_url
+
+
+@pytest.fixture(params=["db", "cached_db"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Run the test with each session store."""
+    if request.param == "cached_db":
+        request.getfixturevalue("cached_engine")
+    return str(request.param)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from django.test import override_settings
 
 from django_sessionkit.backends import db
 from django_sessionkit.checks import (
+    check_location_resolver,
     check_middleware,
     check_policy_settings,
     check_session_cookie,
@@ -521,3 +524,75 @@ def test_device_cookie_name_invalid_errors(value: Any) -> None:
 def test_device_cookie_name_valid(value: Any) -> None:
     with override_settings(SESSIONKIT_DEVICE_COOKIE_NAME=value):
         assert "sessionkit.E021" not in {m.id for m in check_settings()}
+
+
+# -- E022: the location resolver ---------------------------------------------------
+
+GEOIP2_RESOLVER = "django_sessionkit.location.geoip2"
+
+
+def test_location_resolver_unset_ok() -> None:
+    assert check_location_resolver() == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "tests.nowhere.resolve",
+        "tests.settings.SECRET_KEY",
+        "django_sessionkit.location.nothing",
+        "",
+        "nodots",
+        5,
+    ],
+)
+def test_location_resolver_not_callable_errors(value: Any) -> None:
+    with override_settings(SESSIONKIT_LOCATION_RESOLVER=value):
+        error = only(check_location_resolver(), "sessionkit.E022")
+    assert error.level == checks.ERROR
+    assert "SESSIONKIT_LOCATION_RESOLVER" in error.msg
+    assert repr(value) in error.msg
+    assert error.hint is not None
+    assert GEOIP2_RESOLVER in error.hint
+
+
+def test_location_resolver_callable_ok() -> None:
+    with override_settings(SESSIONKIT_LOCATION_RESOLVER="tests.test_location.echo"):
+        assert check_location_resolver() == []
+
+
+def test_location_resolver_geoip2_without_geoip_path_errors() -> None:
+    with override_settings(SESSIONKIT_LOCATION_RESOLVER=GEOIP2_RESOLVER):
+        error = only(check_location_resolver(), "sessionkit.E022")
+    assert "SESSIONKIT_LOCATION_RESOLVER" in error.msg
+    assert "GEOIP_PATH is not set" in error.msg
+    assert error.hint is not None
+    assert "GEOIP_PATH" in error.hint
+
+
+def test_location_resolver_geoip2_without_package_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # What Python does for a package that is not installed.
+    monkeypatch.setitem(sys.modules, "geoip2", None)
+    monkeypatch.setitem(sys.modules, "geoip2.database", None)
+    with override_settings(
+        SESSIONKIT_LOCATION_RESOLVER=GEOIP2_RESOLVER, GEOIP_PATH=str(tmp_path)
+    ):
+        error = only(check_location_resolver(), "sessionkit.E022")
+    assert "geoip2 package is not installed" in error.msg
+    assert error.hint is not None
+    assert "pip install geoip2" in error.hint
+
+
+def test_location_resolver_geoip2_configured_ok(tmp_path: Path) -> None:
+    with override_settings(
+        SESSIONKIT_LOCATION_RESOLVER=GEOIP2_RESOLVER, GEOIP_PATH=str(tmp_path)
+    ):
+        assert check_location_resolver() == []
+
+
+def test_location_resolver_checked_by_sessionkit_tag() -> None:
+    with override_settings(SESSIONKIT_LOCATION_RESOLVER="nodots"):
+        messages = checks.run_checks(tags=["sessionkit"])
+    assert "sessionkit.E022" in our_ids(messages)

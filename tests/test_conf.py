@@ -40,6 +40,12 @@ SETTINGS: list[tuple[str, Any, Any, Any]] = [
     ("DEVICE_COOKIE_NAME", "sessionkit_device", "device", "__Host-device"),
     ("DEVICE_COOKIE_AGE", timedelta(days=365), timedelta(days=30), None),
     ("NOTIFY_NEW_DEVICE", False, True, False),
+    (
+        "LOCATION_RESOLVER",
+        None,
+        "django_sessionkit.location.geoip2",
+        "tests.test_location.echo",
+    ),
 ]
 NAMES = [name for name, *_ in SETTINGS]
 

@@ -395,3 +395,35 @@ def test_stylesheet_served(demo_server: DemoServer) -> None:
     css = browser.request("/static/demo/demo.css")
     assert css.status == 200
     assert ".facts" in css.body
+
+
+def test_header_links_sessions_page_when_signed_in(demo_server: DemoServer) -> None:
+    browser = Browser(demo_server.base_url)
+    anonymous = browser.request("/")
+    assert "Sessions &amp; devices" not in anonymous.body
+    assert "Sessions & devices" not in anonymous.body
+
+    home = browser.sign_in("demo", demo_server.password)
+    header = re.search(r'<header class="site-header">.*?</header>', home.body, re.S)
+    assert header is not None, home.body
+    link = re.search(r'<a href="([^"]+)">Sessions & devices</a>', header.group(0))
+    assert link is not None, header.group(0)
+    assert link.group(1) == "/sessions/"
+
+    page = browser.request(link.group(1))
+    assert page.status == 200, page.body
+    assert page.url == demo_server.base_url + "sessions/"
+    assert '<h1 class="sessionkit-sessions__title">Sessions and devices</h1>' in (
+        page.body
+    )
+    # In the demo's layout: its header (the link marked as the current page)
+    # and both stylesheets, with no inline style or script.
+    assert '<header class="site-header">' in page.body
+    assert 'aria-current="page">Sessions & devices</a>' in page.body
+    assert 'href="/static/demo/demo.css"' in page.body
+    assert 'href="/static/django_sessionkit/sessions.css"' in page.body
+    assert page.body.count("<main") == 1
+    assert "style=" not in page.body
+    assert "<script>" not in page.body
+    assert "This session" in page.body
+    assert browser.request("/static/django_sessionkit/sessions.css").status == 200

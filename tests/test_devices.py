@@ -71,14 +71,6 @@ def bob() -> User:
     return User.objects.create_user("bob", "bob@example.com", PASSWORD)
 
 
-@pytest.fixture(params=["db", "cached_db"])
-def engine(request: pytest.FixtureRequest) -> str:
-    """Run the test with each session store."""
-    if request.param == "cached_db":
-        request.getfixturevalue("cached_engine")
-    return str(request.param)
-
-
 def sign_in(
     client: Client,
     username: str = "alice",

@@ -1,17 +1,26 @@
-"""Pages with the idle warning, for the template tag and browser tests.
+"""Pages with the idle warning, for the template tag and browser tests; the
+sessions page comes from ``tests.urls``.
 
 Templates are strings here, so the tests need no template directory. Every
-response carries a strict Content-Security-Policy, as a careful site would.
+response carries a strict Content-Security-Policy, as a careful site would
+(the package's own pages through the ``content_security_policy`` middleware,
+which the tests add).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
 from django.template import RequestContext, Template
 from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -78,6 +87,20 @@ def tag(request: HttpRequest) -> HttpResponse:
 
 def deadlines(request: HttpRequest) -> HttpResponse:
     return render(request, DEADLINES)
+
+
+def content_security_policy(
+    get_response: Callable[[HttpRequest], HttpResponseBase],
+) -> Callable[[HttpRequest], HttpResponseBase]:
+    """A middleware: the same policy on the package's own pages (the sessions
+    page), which set none."""
+
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        response = get_response(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
+    return middleware
 
 
 def static(request: HttpRequest, path: str) -> HttpResponse:

@@ -1,0 +1,575 @@
+"""The user's own "Sessions & devices" page, its actions, its JSON and export.
+
+The views are thin: the page reads the signed-in user's own rows, and each
+action checks that the session or device it names belongs to the requesting
+user (404 otherwise) and calls the revocation API of
+:mod:`django_sessionkit.revocation`, so its effect and audit trail are those
+of every other door. Sessions and devices are addressed by ``id`` only: no
+key, key hash or device token is ever read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.signals import user_logged_out
+from django.db import router
+from django.db.models import Q, QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import resolve_url
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
+
+from django_sessionkit.forms import DeviceNameForm
+from django_sessionkit.middleware import wants_json
+from django_sessionkit.models import UNKNOWN, Device, Session, SessionEvent
+from django_sessionkit.policy import utc_iso
+from django_sessionkit.reauth import _login_response, recent_auth_required
+from django_sessionkit.revocation import (
+    revoke_device,
+    revoke_session,
+    revoke_user_sessions,
+)
+
+#: The template of :func:`sessions`.
+TEMPLATE_NAME = "django_sessionkit/sessions.html"
+
+#: The ``reason`` of the ``revoke`` events each action writes.
+REASON_SESSION = "user_signed_out"
+REASON_DEVICE = "user_signed_out_device"
+REASON_OTHERS = "user_signed_out_others"
+
+#: The ``version`` of the export's format.
+EXPORT_VERSION = 1
+#: The fields of each row in the export, by model; ``*_id`` is the foreign key.
+EXPORT_DEVICE_FIELDS: tuple[str, ...] = (
+    "id",
+    "name",
+    "created_at",
+    "last_seen_at",
+    "user_agent",
+    "browser",
+    "os",
+    "device_family",
+    "kind",
+    "ip",
+)
+EXPORT_SESSION_FIELDS: tuple[str, ...] = (
+    "id",
+    "device_id",
+    "created_at",
+    "authenticated_at",
+    "last_seen_at",
+    "expire_date",
+    "absolute_expire_date",
+    "ip",
+    "user_agent",
+    "remember_me",
+    "rotated_at",
+    "rotate_due",
+)
+EXPORT_EVENT_FIELDS: tuple[str, ...] = (
+    "id",
+    "kind",
+    "session_id",
+    "device_id",
+    "ip",
+    "created_at",
+    "reason",
+    "detail",
+)
+#: What the export leaves out: credentials (as hashes), the session's data,
+#: and the user (who is the person downloading). An event's ``actor`` is
+#: exported as ``"self"``, ``"other"`` or ``null``, never as another user.
+EXPORT_EXCLUDED: dict[type[Any], frozenset[str]] = {
+    Device: frozenset({"user_id", "token_hash"}),
+    Session: frozenset({"user_id", "key_hash", "previous_key_hash", "session_data"}),
+    SessionEvent: frozenset({"user_id", "actor_id"}),
+}
+
+# Never loaded for the page: credentials and the session's data.
+_SESSION_SECRETS = ("key_hash", "previous_key_hash", "session_data")
+_JUST_NOW = timedelta(minutes=1)
+
+
+# -- Rows of the requesting user --------------------------------------------------
+
+
+def _sessions_of(user: Any) -> QuerySet[Session]:
+    # The primary: a session revoked a moment ago must not be listed again,
+    # and ownership is decided where revocation writes.
+    rows = Session.objects.using(router.db_for_write(Session))
+    return rows.filter(user_id=user.pk).defer(*_SESSION_SECRETS)
+
+
+def _devices_of(user: Any) -> QuerySet[Device]:
+    devices = Device.objects.using(router.db_for_write(Device))
+    return devices.filter(user_id=user.pk).defer("token_hash")
+
+
+def _live(rows: QuerySet[Session], now: datetime) -> QuerySet[Session]:
+    return rows.filter(expire_date__gt=now).filter(
+        Q(absolute_expire_date=None) | Q(absolute_expire_date__gt=now)
+    )
+
+
+def current_record(request: HttpRequest) -> Session | None:
+    """The row of the request's own session, or ``None``."""
+    record = getattr(request.session, "record", None)
+    return record if isinstance(record, Session) else None
+
+
+class _Locations:
+    """Location hook calls, one per distinct IP address per page."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str | None] = {}
+
+    def __call__(self, ip: str | None) -> str | None:
+        if not ip:
+            return None
+        if ip not in self._known:
+            # Imported here: the resolver is configured by a setting and may
+            # load a GeoIP database; most requests never need it.
+            from django_sessionkit.location import resolve
+
+            self._known[ip] = resolve(ip)
+        return self._known[ip]
+
+
+# -- What the page shows ----------------------------------------------------------
+
+
+def automatic_label(device: Device) -> str:
+    """The name of a device that has none of its own: browser and OS."""
+    return _("%(browser)s on %(os)s") % {
+        "browser": device.browser_label,
+        "os": device.os_label,
+    }
+
+
+def device_label(device: Device | None) -> str:
+    """The name the page shows for ``device``: its own, else browser and OS."""
+    if device is None:
+        return _("Unknown device")
+    return device.name or automatic_label(device)
+
+
+@dataclass
+class SessionEntry:
+    """One live session on the page."""
+
+    session: Session
+    current: bool
+    location: str | None
+
+    @property
+    def signed_in_at(self) -> datetime:
+        return self.session.authenticated_at or self.session.created_at
+
+    @property
+    def just_now(self) -> bool:
+        """Whether the last activity is too recent for "N minutes ago"."""
+        return timezone.now() - self.session.last_seen_at < _JUST_NOW
+
+    def as_json(self) -> dict[str, Any]:
+        record = self.session
+        return {
+            "id": record.pk,
+            "device_id": record.device_id,
+            "created_at": utc_iso(record.created_at),
+            "authenticated_at": utc_iso(record.authenticated_at),
+            "last_seen_at": utc_iso(record.last_seen_at),
+            "expire_date": utc_iso(record.expire_date),
+            "absolute_expire_date": utc_iso(record.absolute_expire_date),
+            "ip": record.ip,
+            "location": self.location,
+            "current": self.current,
+        }
+
+
+def device_json(
+    device: Device, *, current: bool, location: str | None
+) -> dict[str, Any]:
+    """A device as the JSON of the page describes it (without its sessions)."""
+    return {
+        "id": device.pk,
+        "name": device.name,
+        "label": device_label(device),
+        "browser": device.browser or None,
+        "os": device.os or None,
+        "device_family": device.device_family or None,
+        "kind": device.kind,
+        "ip": device.ip,
+        "location": location,
+        "created_at": utc_iso(device.created_at),
+        "last_seen_at": utc_iso(device.last_seen_at),
+        "current": current,
+    }
+
+
+@dataclass
+class DeviceEntry:
+    """A device on the page with its live sessions; ``device`` is ``None`` for
+    the group of sessions linked to no device."""
+
+    device: Device | None
+    sessions: list[SessionEntry]
+    location: str | None = None
+    form: DeviceNameForm | None = None
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.label = device_label(self.device)
+        self.sessions.sort(
+            key=lambda e: (not e.current, -e.session.last_seen_at.timestamp())
+        )
+
+    @property
+    def current(self) -> bool:
+        return any(entry.current for entry in self.sessions)
+
+    @property
+    def last_active_at(self) -> datetime:
+        return max(entry.session.last_seen_at for entry in self.sessions)
+
+    @property
+    def automatic_label(self) -> str:
+        """The name the device has without one of its own."""
+        if self.device is None:
+            return self.label
+        return automatic_label(self.device)
+
+    @property
+    def browser_label(self) -> str:
+        return self.device.browser_label if self.device is not None else str(UNKNOWN)
+
+    @property
+    def os_label(self) -> str:
+        return self.device.os_label if self.device is not None else str(UNKNOWN)
+
+    @property
+    def kind(self) -> str:
+        return self.device.kind if self.device is not None else Device.Kind.OTHER
+
+    @property
+    def kind_label(self) -> str:
+        if self.device is None:
+            return _("unknown")
+        return str(self.device.get_kind_display())
+
+    def as_json(self) -> dict[str, Any]:
+        assert self.device is not None
+        data = device_json(self.device, current=self.current, location=self.location)
+        data["sessions"] = [entry.as_json() for entry in self.sessions]
+        return data
+
+
+@dataclass
+class Overview:
+    """The signed-in user's devices and live sessions, in the page's order:
+    the current device (or group) first, then by last activity."""
+
+    groups: list[DeviceEntry]
+
+    @property
+    def devices(self) -> list[DeviceEntry]:
+        return [group for group in self.groups if group.device is not None]
+
+    @property
+    def unlinked(self) -> list[SessionEntry]:
+        """The sessions linked to no device."""
+        return [
+            entry
+            for group in self.groups
+            if group.device is None
+            for entry in group.sessions
+        ]
+
+    @property
+    def others_count(self) -> int:
+        """How many sessions other than the current one are live."""
+        return sum(
+            not entry.current for group in self.groups for entry in group.sessions
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "devices": [group.as_json() for group in self.devices],
+            "sessions": [entry.as_json() for entry in self.unlinked],
+        }
+
+
+def overview(
+    request: HttpRequest, *, forms: dict[int, DeviceNameForm] | None = None
+) -> Overview:
+    """What the page of ``request``'s user shows; ``forms`` are rename forms
+    (with their errors) to show instead of fresh ones, by device id."""
+    forms = forms or {}
+    current = current_record(request)
+    current_pk = current.pk if current is not None else None
+    locate = _Locations()
+    rows = _live(_sessions_of(request.user), timezone.now()).select_related("device")
+    by_device: dict[int | None, list[SessionEntry]] = {}
+    devices: dict[int, Device] = {}
+    for record in rows.defer("device__token_hash"):
+        entry = SessionEntry(record, record.pk == current_pk, locate(record.ip))
+        by_device.setdefault(record.device_id, []).append(entry)
+        if record.device is not None:
+            devices[record.device.pk] = record.device
+    groups = []
+    for pk, entries in by_device.items():
+        device = devices.get(pk) if pk is not None else None
+        group = DeviceEntry(device, entries)
+        if device is not None:
+            group.location = locate(device.ip)
+            group.form = forms.get(device.pk) or DeviceNameForm(
+                initial={"name": device.name},
+                auto_id=f"sessionkit-device-{device.pk}-%s",
+            )
+        groups.append(group)
+    groups.sort(key=lambda g: (not g.current, -g.last_active_at.timestamp()))
+    return Overview(groups)
+
+
+def _page(
+    request: HttpRequest, data: Overview, *, status: int = 200
+) -> TemplateResponse:
+    context = {
+        "groups": data.groups,
+        "others_count": data.others_count,
+        "user": request.user,
+        "messages": messages.get_messages(request),
+    }
+    return TemplateResponse(request, TEMPLATE_NAME, context, status=status)
+
+
+@never_cache
+@vary_on_headers("Accept", "X-Requested-With")
+@require_safe
+def sessions(request: HttpRequest) -> HttpResponseBase:
+    """The signed-in user's devices and live sessions, as a page or as JSON.
+
+    An anonymous visitor is sent to ``LOGIN_URL`` (a JSON client gets 401).
+    """
+    if not request.user.is_authenticated:
+        return _login_response(request)
+    data = overview(request)
+    if wants_json(request):
+        return JsonResponse(data.as_json())
+    return _page(request, data)
+
+
+# -- Actions ----------------------------------------------------------------------
+
+
+def _owned_session(request: HttpRequest, pk: int) -> int:
+    found: int | None = (
+        _sessions_of(request.user).filter(pk=pk).values_list("pk", flat=True).first()
+    )
+    if found is None:
+        raise Http404("No such session.")
+    return found
+
+
+def _owned_device(request: HttpRequest, pk: int) -> Device:
+    device: Device | None = _devices_of(request.user).filter(pk=pk).first()
+    if device is None:
+        raise Http404("No such device.")
+    return device
+
+
+def _done(request: HttpRequest, payload: dict[str, Any], message: str) -> HttpResponse:
+    """Back to the page with ``message``, or ``payload`` for a JSON client."""
+    if wants_json(request):
+        return JsonResponse(payload)
+    messages.success(request, message, fail_silently=True)
+    return HttpResponseRedirect(reverse("sessionkit:sessions"))
+
+
+def _signed_out_here(request: HttpRequest, revoked: int) -> HttpResponse:
+    """The request's own session was revoked: finish signing it out.
+
+    As ``logout()`` does, but after the revocation and without a second
+    (``logout``) event: the session is flushed, ``user_logged_out`` is sent
+    and the request becomes anonymous.
+    """
+    user = request.user
+    request.session.flush()
+    user_logged_out.send(sender=type(user), request=request, user=user)
+    request.user = AnonymousUser()
+    login_url = resolve_url(settings.LOGIN_URL)
+    if wants_json(request):
+        return JsonResponse(
+            {"revoked": revoked, "signed_out": True, "login_url": login_url}
+        )
+    # No message: storing one could give the signed-out browser a new session.
+    return HttpResponseRedirect(login_url)
+
+
+@never_cache
+@require_POST
+@csrf_protect
+@recent_auth_required()
+def sign_out_session(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke one session of the user; signing out the current one signs the
+    user out here."""
+    session_pk = _owned_session(request, pk)
+    current = current_record(request)
+    revoked = int(revoke_session(session_pk, reason=REASON_SESSION, by=request.user))
+    if current is not None and current.pk == session_pk:
+        return _signed_out_here(request, revoked)
+    return _done(request, {"revoked": revoked}, _("The session was signed out."))
+
+
+@never_cache
+@require_POST
+@csrf_protect
+@recent_auth_required()
+def sign_out_device(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke every session of one of the user's devices and forget its token."""
+    device = _owned_device(request, pk)
+    current = current_record(request)
+    label = device_label(device)
+    revoked = revoke_device(device, reason=REASON_DEVICE, by=request.user)
+    if current is not None and current.device_id == device.pk:
+        return _signed_out_here(request, revoked)
+    message = ngettext(
+        "Signed out %(device)s (%(count)s session).",
+        "Signed out %(device)s (%(count)s sessions).",
+        revoked,
+    ) % {"device": label, "count": revoked}
+    return _done(request, {"revoked": revoked}, message)
+
+
+@never_cache
+@require_POST
+@csrf_protect
+@recent_auth_required()
+def sign_out_others(request: HttpRequest) -> HttpResponse:
+    """Revoke every session of the user except the current one."""
+    revoked = revoke_user_sessions(
+        request.user,
+        except_session=current_record(request),
+        reason=REASON_OTHERS,
+        by=request.user,
+    )
+    message = ngettext(
+        "Signed out %(count)s other session.",
+        "Signed out %(count)s other sessions.",
+        revoked,
+    ) % {"count": revoked}
+    return _done(request, {"revoked": revoked}, message)
+
+
+@never_cache
+@require_POST
+@csrf_protect
+@recent_auth_required()
+def rename_device(request: HttpRequest, pk: int) -> HttpResponse:
+    """Name one of the user's devices; an empty name restores the automatic one."""
+    device = _owned_device(request, pk)
+    form = DeviceNameForm(request.POST, auto_id=f"sessionkit-device-{pk}-%s")
+    if not form.is_valid():
+        if wants_json(request):
+            return JsonResponse(
+                {"error": "invalid_name", "errors": form.errors.get_json_data()},
+                status=400,
+            )
+        return _page(request, overview(request, forms={device.pk: form}), status=400)
+    device.name = form.cleaned_data["name"]
+    device.save(update_fields=["name"])
+    current = current_record(request)
+    is_current = current is not None and current.device_id == device.pk
+    payload = {
+        "device": device_json(
+            device, current=is_current, location=_Locations()(device.ip)
+        )
+    }
+    message = (
+        _("The device was renamed.")
+        if device.name
+        else _("The device's automatic name was restored.")
+    )
+    return _done(request, payload, message)
+
+
+# -- Export -----------------------------------------------------------------------
+
+
+def _value(value: Any) -> Any:
+    return utc_iso(value) if isinstance(value, datetime) else value
+
+
+def _rows(objects: Iterable[Any], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{name: _value(getattr(obj, name)) for name in fields} for obj in objects]
+
+
+def _actor(event: SessionEvent, user: Any) -> str | None:
+    if event.actor_id is None:
+        return None
+    return "self" if event.actor_id == user.pk else "other"
+
+
+def export_data(user: Any, *, current: Session | None = None) -> dict[str, Any]:
+    """Everything stored about ``user``'s devices, sessions and events, as a
+    JSON-ready dict (see the docs for its format); never a key, a key hash, a
+    device token's hash or a session's data."""
+    now = timezone.now()
+    sessions = list(_sessions_of(user).order_by("created_at", "pk"))
+    live = set(_live(_sessions_of(user), now).values_list("pk", flat=True))
+    session_rows = _rows(sessions, EXPORT_SESSION_FIELDS)
+    for record, row in zip(sessions, session_rows, strict=True):
+        row["live"] = record.pk in live
+        row["current"] = current is not None and record.pk == current.pk
+    events = list(
+        SessionEvent.objects.filter(user_id=user.pk).order_by("created_at", "pk")
+    )
+    event_rows = _rows(events, EXPORT_EVENT_FIELDS)
+    for event, row in zip(events, event_rows, strict=True):
+        row["actor"] = _actor(event, user)
+    return {
+        "format": "django-sessionkit-export",
+        "version": EXPORT_VERSION,
+        "exported_at": utc_iso(now),
+        "user": {"id": user.pk, "username": user.get_username()},
+        "devices": _rows(
+            _devices_of(user).order_by("created_at", "pk"), EXPORT_DEVICE_FIELDS
+        ),
+        "sessions": session_rows,
+        "events": event_rows,
+    }
+
+
+@never_cache
+@require_safe
+def export(request: HttpRequest) -> HttpResponseBase:
+    """Download everything stored about the user's devices and sessions (JSON)."""
+    if not request.user.is_authenticated:
+        return _login_response(request)
+    data = export_data(request.user, current=current_record(request))
+    response = JsonResponse(data, json_dumps_params={"indent": 2})
+    filename = f"sessionkit-{timezone.localdate().isoformat()}.json"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
