@@ -45,7 +45,7 @@ from django_sessionkit.forms import DeviceNameForm
 from django_sessionkit.middleware import wants_json
 from django_sessionkit.models import UNKNOWN, Device, Session, SessionEvent
 from django_sessionkit.policy import utc_iso
-from django_sessionkit.reauth import _login_response, recent_auth_required
+from django_sessionkit.reauth import recent_auth_required, sign_in_response
 from django_sessionkit.revocation import (
     revoke_device,
     revoke_session,
@@ -374,7 +374,7 @@ def sessions(request: HttpRequest) -> HttpResponseBase:
     An anonymous visitor is sent to ``LOGIN_URL`` (a JSON client gets 401).
     """
     if not request.user.is_authenticated:
-        return _login_response(request)
+        return sign_in_response(request)
     data = overview(request)
     if wants_json(request):
         return JsonResponse(data.as_json())
@@ -567,7 +567,7 @@ def export_data(user: Any, *, current: Session | None = None) -> dict[str, Any]:
 def export(request: HttpRequest) -> HttpResponseBase:
     """Download everything stored about the user's devices and sessions (JSON)."""
     if not request.user.is_authenticated:
-        return _login_response(request)
+        return sign_in_response(request)
     data = export_data(request.user, current=current_record(request))
     response = JsonResponse(data, json_dumps_params={"indent": 2})
     filename = f"sessionkit-{timezone.localdate().isoformat()}.json"

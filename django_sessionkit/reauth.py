@@ -153,7 +153,7 @@ def _is_recent(last: datetime | None, max_age: timedelta) -> bool:
     return last is not None and timezone.now() < last + max_age
 
 
-def _login_response(request: HttpRequest) -> HttpResponseBase:
+def sign_in_response(request: HttpRequest) -> HttpResponseBase:
     """The anonymous answer: the sign-in page (HTML) or 401 (JSON)."""
     login_url = resolve_url(settings.LOGIN_URL)
     if wants_json(request):
@@ -243,7 +243,7 @@ def recent_auth_required(
             ) -> Any:
                 user = await request.auser()
                 if not user.is_authenticated:
-                    return _login_response(request)
+                    return sign_in_response(request)
                 age = _effective(limit)
                 if age is None or _is_recent(
                     await alast_authenticated_at(request), age
@@ -256,7 +256,7 @@ def recent_auth_required(
 
             def sync_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
                 if not request.user.is_authenticated:
-                    return _login_response(request)
+                    return sign_in_response(request)
                 age = _effective(limit)
                 if age is None or _is_recent(last_authenticated_at(request), age):
                     return view(request, *args, **kwargs)
@@ -298,7 +298,7 @@ def reauthenticate(request: HttpRequest) -> HttpResponseBase:
     ...}``, or 400 with the form's errors.
     """
     if not request.user.is_authenticated:
-        return _login_response(request)
+        return sign_in_response(request)
     redirect_to = _safe_next(request)
     form = ReauthenticationForm(
         request, data=request.POST if request.method == "POST" else None

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db import router, transaction
-from django.db.models.signals import post_init, post_save
+from django.db.models.signals import post_init, post_save, pre_delete
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -129,3 +129,15 @@ def user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None
         # Every session of the user gets a new key at its next request.
         schedule_user_rotation(instance)
     instance._sessionkit_privileges = now
+
+
+@receiver(
+    pre_delete,
+    sender=settings.AUTH_USER_MODEL,
+    dispatch_uid="django_sessionkit.user_deleted",
+)
+def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    # Through the revocation API before the cascade deletes the rows: so the
+    # sessions end with events, signals and, with the cached store,
+    # tombstones (a cascade would leave cached copies behind).
+    revoke_user_sessions(instance, reason="user_deleted")

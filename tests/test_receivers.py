@@ -277,10 +277,38 @@ def test_inactive_user_loses_all_sessions(alice: User, bob: User) -> None:
     assert user_of(bobs.get("/peek/")) == "bob"
 
 
-def test_deleting_user_removes_sessions(alice: User, bob: User) -> None:
+@pytest.mark.parametrize("store", ["db", "cached_db"])
+def test_deleting_user_revokes_sessions(
+    request: pytest.FixtureRequest, alice: User, bob: User, store: str
+) -> None:
+    if store == "cached_db":
+        request.getfixturevalue("cached_engine")
     browsers = signed_in_browsers(2)
     [bobs] = signed_in_browsers(1, username="bob")
-    User.objects.get(pk=alice.pk).delete()
+    ids = sorted(row_of(b).pk for b in browsers)
+    keys = [key_of(b) for b in browsers]
+    for browser in browsers:  # served from the cache with the cached store
+        assert user_of(browser.get("/peek/")) == "alice"
+    with captured(session_revoked) as revoked:
+        User.objects.get(pk=alice.pk).delete()
     assert list(Session.objects.all()) == [row_of(bobs)]
-    assert [user_of(b.get("/peek/")) for b in browsers] == ["", ""]
+    # Revoked through the API, not by the cascade: events (whose user is then
+    # set to NULL with the user) and signals.
+    revokes = events(Kind.REVOKE)
+    assert sorted(e.session_id for e in revokes) == ids
+    assert {(e.reason, e.user_id) for e in revokes} == {("user_deleted", None)}
+    assert sorted(r["session_id"] for r in revoked) == ids
+    for key in keys:
+        response = carrying(key).get("/peek/")
+        assert response.json() == {"user": "", "data": {}}
+        assert getattr(response.wsgi_request.session, "from_cache", False) is False
     assert user_of(bobs.get("/peek/")) == "bob"
+
+
+def test_deleting_users_in_bulk_revokes_each(alice: User, bob: User) -> None:
+    signed_in_browsers(2)
+    signed_in_browsers(1, username="bob")
+    User.objects.filter(username__in=["alice", "bob"]).delete()
+    assert not Session.objects.exists()
+    reasons = [e.reason for e in events(Kind.REVOKE)]
+    assert reasons == ["user_deleted"] * 3
