@@ -12,3 +12,5 @@ class SessionKitConfig(AppConfig):
 
     def ready(self) -> None:
         from django_sessionkit import checks, receivers  # noqa: F401
+
+        receivers.connect_user_proxies()

@@ -379,7 +379,7 @@ _PROCESS_LOCAL_CACHES = (
     "django.core.cache.backends.dummy.DummyCache",
 )
 _DJANGO_REDIS = "django_redis.cache.RedisCache"
-_SENTINEL_CLIENT = "django_redis.client.SentinelClient"
+_DEFAULT_CLIENT = "django_redis.client.DefaultClient"
 
 
 def _caching_engine() -> bool:
@@ -413,14 +413,39 @@ def _names_replica(location: str, options: dict[str, Any]) -> bool:
     return any(v.upper() in _FALSE for v in values) or pool.get("is_master") is False
 
 
+def _reads_primary(config: dict[str, Any]) -> bool:
+    # The store sends every command through django-redis' write connection
+    # (the first LOCATION; Sentinel's current primary) with its default and
+    # Sentinel clients, not with the herd and shard clients nor with other
+    # caches, which it reads through Django's cache API.
+    if config.get("BACKEND") != _DJANGO_REDIS:
+        return False
+    options = config.get("OPTIONS") or {}
+    client = _imported(options.get("CLIENT_CLASS") or _DEFAULT_CLIENT)
+    base = _imported("django_redis.client", "DefaultClient")
+    others = tuple(
+        c
+        for c in (
+            _imported("django_redis.client", "HerdClient"),
+            _imported("django_redis.client", "ShardClient"),
+        )
+        if c is not None
+    )
+    return (
+        base is not None
+        and _is_subclass(client, base)
+        and not issubclass(client, others)
+    )
+
+
 def _replica_reads(config: dict[str, Any]) -> bool:
     options = config.get("OPTIONS") or {}
     client = options.get("CLIENT_CLASS", "")
-    if config.get("BACKEND") == _DJANGO_REDIS and client.endswith("SentinelClient"):
-        return True
     locations = _locations(config)
     if any(_names_replica(location, options) for location in locations):
-        return True
+        return True  # a replica's own address: every client reads it
+    if _reads_primary(config):
+        return False
     return len(locations) > 1 and not client.endswith("ShardClient")
 
 
@@ -471,12 +496,14 @@ def check_session_cache(
     if _replica_reads(config):
         errors.append(
             Error(
-                f"The session cache {alias!r} reads from replicas (several "
-                "LOCATIONs, or django-redis' SentinelClient): a replica that "
+                f"The session cache {alias!r} reads from replicas (a LOCATION "
+                "with is_master=0, or several LOCATIONs with a cache the "
+                "store reads through Django's cache API): a replica that "
                 "has not yet seen a revocation would still serve the session.",
-                hint="Give the session cache one LOCATION, the primary. With "
-                "Sentinel use django-redis' DefaultClient and "
-                "SentinelConnectionFactory, which reach the current primary.",
+                hint="Give the session cache one LOCATION, the primary, or "
+                "use django-redis' default client, whose primary connection "
+                "the store uses for every read. With Sentinel use its "
+                "DefaultClient and SentinelConnectionFactory.",
                 id="sessionkit.E017",
             )
         )

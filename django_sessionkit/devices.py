@@ -194,7 +194,9 @@ def set_device_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
 def sessions_page_url(request: HttpRequest | None) -> str | None:
     """The absolute URL of the sessions page (``sessionkit:sessions``), or
     ``None`` without a request or when the app's URLs are not included."""
-    if request is None:
+    if request is None or "*" in settings.ALLOWED_HOSTS:
+        # With any host allowed, whoever signs in (with a stolen password,
+        # say) would choose the host of the link the user is sent.
         return None
     try:
         return request.build_absolute_uri(reverse("sessionkit:sessions"))

@@ -101,7 +101,8 @@ EXPORT_EVENT_FIELDS: tuple[str, ...] = (
 )
 #: What the export leaves out: credentials (as hashes), the session's data,
 #: and the user (who is the person downloading). An event's ``actor`` is
-#: exported as ``"self"``, ``"other"`` or ``null``, never as another user.
+#: exported as ``"self"``, ``"other"`` or ``null``, never as another user,
+#: and the IP address of an event someone else caused is left out.
 EXPORT_EXCLUDED: dict[type[Any], frozenset[str]] = {
     Device: frozenset({"user_id", "token_hash"}),
     Session: frozenset({"user_id", "key_hash", "previous_key_hash", "session_data"}),
@@ -549,6 +550,10 @@ def export_data(user: Any, *, current: Session | None = None) -> dict[str, Any]:
     event_rows = _rows(events, EXPORT_EVENT_FIELDS)
     for event, row in zip(events, event_rows, strict=True):
         row["actor"] = _actor(event, user)
+        if row["actor"] == "other":
+            # The address is the other person's (staff signing the user
+            # out, say): theirs, not the user's, to download.
+            row["ip"] = None
     return {
         "format": "django-sessionkit-export",
         "version": EXPORT_VERSION,

@@ -154,20 +154,27 @@ def _is_recent(last: datetime | None, max_age: timedelta) -> bool:
 
 
 def sign_in_response(request: HttpRequest) -> HttpResponseBase:
-    """The anonymous answer: the sign-in page (HTML) or 401 (JSON)."""
+    """The anonymous answer: the sign-in page (HTML) or 401 (JSON).
+
+    ``next`` is the requested URL for a ``GET``; for a form ``POST`` (which a
+    redirect cannot repeat), the page the form was on, when it is ours.
+    """
     login_url = resolve_url(settings.LOGIN_URL)
     if wants_json(request):
         return JsonResponse(
             {"error": "not_signed_in", "login_url": login_url}, status=401
         )
+    back = _return_to(request)
+    if back is None:
+        return HttpResponseRedirect(login_url)
     # As login_required: a sign-in page on another host gets a full URL back.
-    path = request.build_absolute_uri()
+    path = request.build_absolute_uri(back)
     login_scheme, login_netloc = urlsplit(login_url)[:2]
     scheme, netloc = urlsplit(path)[:2]
     if (not login_scheme or login_scheme == scheme) and (
         not login_netloc or login_netloc == netloc
     ):
-        path = request.get_full_path()
+        path = back
     return redirect_to_login(path, login_url)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db import router, transaction
 from django.db.models.signals import post_init, post_save, pre_delete
@@ -141,3 +143,26 @@ def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     # sessions end with events, signals and, with the cached store,
     # tombstones (a cascade would leave cached copies behind).
     revoke_user_sessions(instance, reason="user_deleted")
+
+
+def connect_user_proxies() -> None:
+    """Connect the user receivers to every proxy of the user model too.
+
+    Django sends a model's signals with the class the code used as sender: a
+    user deactivated, given a new password or deleted through a proxy model
+    (an admin for a proxy, say) would otherwise end no session. Called when
+    the app is ready, once every model is loaded.
+    """
+    user_model = get_user_model()
+    for model in apps.get_models():
+        if model._meta.proxy and model._meta.concrete_model is user_model:
+            label = model._meta.label_lower
+            post_init.connect(
+                user_loaded, sender=model, dispatch_uid=f"{__name__}.loaded.{label}"
+            )
+            post_save.connect(
+                user_saved, sender=model, dispatch_uid=f"{__name__}.saved.{label}"
+            )
+            pre_delete.connect(
+                user_deleted, sender=model, dispatch_uid=f"{__name__}.deleted.{label}"
+            )

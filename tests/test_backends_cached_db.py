@@ -12,7 +12,10 @@ commands on the server (``INFO commandstats``).
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -57,6 +60,7 @@ from tests.helpers import (
     set_cookie,
     user_of,
 )
+from tests.servers import RedisProcess
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cached_engine")]
 
@@ -880,6 +884,70 @@ def test_compare_and_set_keeps_tombstone_and_replaces_entries(
     # The script's own GET ran; its SET and DEL did not.
     assert commands_run(server) == ["EVALSHA", "EVALSHA", "GET", "GET"]
     assert entry_of(key) == cached_db.GONE
+
+
+def test_several_locations_only_the_first_is_read(
+    alice: User, settings: Any, cached_engine: str
+) -> None:
+    # django-redis' default client sends Django's cache API reads to the
+    # other LOCATIONs (as replicas); the store uses the primary connection.
+    django_redis_only()
+    other = RedisProcess().start()
+    try:
+        config = {**session_cache_config(cached_engine)}
+        config["LOCATION"] = [cached_engine, other.url]
+        with cached_engine_on(settings, cached_engine, config):
+            client = Client()
+            key = sign_in(client)
+            for _ in range(3):
+                response = client.get("/peek/")
+                assert user_of(response) == "alice"
+                assert store_of(response).from_cache is True
+            revoke_session(row_of(key), reason="test")
+            assert user_of(client.get("/peek/")) == ""
+            replica = redis.Redis.from_url(other.url)
+            ran = {
+                name.removeprefix("cmdstat_") for name in replica.info("commandstats")
+            }
+            # Connection handshakes at most (and this INFO): no key touched.
+            assert ran <= {"hello", "client|setinfo", "select", "ping", "info"}
+            # The control: Django's cache API reads the other LOCATION.
+            session_cache().get("anything")
+            assert "cmdstat_get" in replica.info("commandstats")
+    finally:
+        other.stop()
+
+
+def test_access_object_goes_with_its_cache_object() -> None:
+    # Django makes a cache object per thread (and per task under ASGI).
+    cache = caches.create_connection(settings.SESSION_CACHE_ALIAS)
+    found = cached_db.access(cache)
+    assert cached_db.access(cache) is found
+    gone = weakref.ref(cache)
+    del cache, found
+    gc.collect()
+    assert gone() is None
+
+
+def test_entry_lifetime_counts_from_database_write_across_a_slow_sweep(
+    alice: User, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = sign_in(Client())
+    settings.SESSIONKIT_CACHE_MAX_AGE = 1
+    store = cached_db.SessionStore(key)
+    assert store.get(SESSION_KEY) == str(alice.pk)
+    sweep = cached_db.usable
+
+    def slow_sweep() -> bool:
+        time.sleep(1.1)  # a backlog of pending purges, say
+        return sweep()
+
+    monkeypatch.setattr(cached_db, "usable", slow_sweep)
+    store["late"] = "write"
+    store.save()
+    # The database wrote the row more than CACHE_MAX_AGE ago: no entry.
+    assert entry_of(key) is None
+    assert Session.objects.get(key_hash=hash_key(key)).get_decoded()["late"] == "write"
 
 
 def test_request_writing_after_revoke_is_interrupted(

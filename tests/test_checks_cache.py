@@ -22,6 +22,7 @@ CACHE_IDS = {
     "sessionkit.W002",
 }
 DJANGO_REDIS = "django_redis.cache.RedisCache"
+HERD_CLIENT = "django_redis.client.HerdClient"
 DJANGO_BUILTIN_REDIS = "django.core.cache.backends.redis.RedisCache"
 LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 DUMMY = "django.core.cache.backends.dummy.DummyCache"
@@ -76,14 +77,15 @@ def test_good_session_cache_ok() -> None:
 
 
 def test_subclass_of_cached_store_checked() -> None:
-    with cached(redis_cache(LOCATION=[PRIMARY, REPLICA]), engine=__name__):
+    several = {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": [PRIMARY, REPLICA]}
+    with cached(several, engine=__name__):
         assert ids(check_session_cache()) == ["sessionkit.E017"]
 
 
 BROKEN = {
     "BACKEND": DJANGO_REDIS,
     "LOCATION": [PRIMARY, REPLICA],
-    "OPTIONS": {"IGNORE_EXCEPTIONS": True},
+    "OPTIONS": {"IGNORE_EXCEPTIONS": True, "CLIENT_CLASS": HERD_CLIENT},
 }
 
 
@@ -222,14 +224,18 @@ def test_ignore_exceptions_only_for_django_redis() -> None:
 @pytest.mark.parametrize(
     "cache",
     [
-        redis_cache(LOCATION=[PRIMARY, REPLICA]),
-        redis_cache(LOCATION=f"{PRIMARY},{REPLICA}"),
         {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": [PRIMARY, REPLICA]},
         {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": f"{PRIMARY},{REPLICA}"},
+        redis_cache(LOCATION=[PRIMARY, REPLICA], OPTIONS={"CLIENT_CLASS": HERD_CLIENT}),
+        redis_cache(
+            LOCATION=f"{PRIMARY},{REPLICA}", OPTIONS={"CLIENT_CLASS": HERD_CLIENT}
+        ),
     ],
-    ids=["list", "comma_string", "django_list", "django_comma_string"],
+    ids=["django_list", "django_comma_string", "herd_list", "herd_comma_string"],
 )
-def test_several_locations_error(cache: dict[str, Any]) -> None:
+def test_several_locations_read_through_cache_api_error(cache: dict[str, Any]) -> None:
+    # Django's own RedisCache and django-redis' herd client read through
+    # Django's cache API, which sends reads to the other LOCATIONs.
     with cached(cache):
         error = only(check_session_cache(), "sessionkit.E017")
     assert error.level == checks.ERROR
@@ -237,17 +243,33 @@ def test_several_locations_error(cache: dict[str, Any]) -> None:
     assert "replica" in error.msg
 
 
-def test_sentinel_client_errors() -> None:
-    cache = redis_cache(
-        LOCATION="redis://mymaster/0",
-        OPTIONS={
-            "CLIENT_CLASS": "django_redis.client.SentinelClient",
-            "SENTINELS": [("10.0.0.3", 26379)],
-        },
-    )
+@pytest.mark.parametrize(
+    "cache",
+    [
+        redis_cache(LOCATION=[PRIMARY, REPLICA]),
+        redis_cache(LOCATION=f"{PRIMARY},{REPLICA}"),
+        redis_cache(
+            LOCATION="redis://mymaster/0",
+            OPTIONS={
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "SENTINELS": [("10.0.0.3", 26379)],
+            },
+        ),
+    ],
+    ids=["list", "comma_string", "sentinel_client"],
+)
+def test_django_redis_default_and_sentinel_clients_ok(cache: dict[str, Any]) -> None:
+    # The store sends every command through their primary connection
+    # (tests.test_sentinel measures it for the Sentinel client).
+    with cached(cache):
+        assert check_session_cache() == []
+
+
+def test_replica_location_errors_with_any_client() -> None:
+    cache = redis_cache(LOCATION=f"{PRIMARY}?is_master=0")
     with cached(cache):
         error = only(check_session_cache(), "sessionkit.E017")
-    assert "SentinelClient" in error.msg
+    assert "is_master=0" in error.msg
 
 
 def test_shard_client_with_several_locations_ok() -> None:

@@ -25,6 +25,7 @@ from django_sessionkit import devices, pages
 from django_sessionkit.events import Kind
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Device, Session, SessionEvent
+from django_sessionkit.revocation import revoke_session
 from tests.helpers import captured, events, user_of
 
 pytestmark = [
@@ -838,7 +839,8 @@ def test_action_anonymous(alice: User, action: str) -> None:
     before = state()
     response = Client().post(url)
     assert response.status_code == 302
-    assert response["Location"].startswith(f"{LOGIN_URL}?next=")
+    # No way back to a POST: the sign-in page without "next".
+    assert response["Location"] == LOGIN_URL
     response = Client().post(url, headers=JSON)
     assert response.status_code == 401
     assert response.json()["error"] == "not_signed_in"
@@ -883,6 +885,31 @@ def test_export_downloads_stored_data(alice: User, bob: User) -> None:
     assert not {e["id"] for e in data["events"]} & {e.pk for e in bob_events}
     for forbidden in ("key_hash", "previous_key_hash", "token_hash", "session_data"):
         assert forbidden not in response.content.decode()
+
+
+def test_export_leaves_out_other_peoples_addresses(alice: User) -> None:
+    staff = User.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    here = browser()
+    other = browser(user_agent=IPHONE)
+    revoke_session(
+        row_of(other), reason="admin", by=staff, request=from_ip("198.51.100.77")
+    )
+    revoke_session(
+        row_of(browser()),
+        reason="user_signed_out",
+        by=alice,
+        request=from_ip("203.0.113.9"),
+    )
+    data = json.loads(here.get(EXPORT).content)
+    revokes = {e["actor"]: e["ip"] for e in data["events"] if e["kind"] == "revoke"}
+    assert revokes == {"other": None, "self": "203.0.113.9"}
+    assert "198.51.100.77" not in json.dumps(data)
+    # The staff member's address stays in the audit trail.
+    assert SessionEvent.objects.filter(actor=staff, ip="198.51.100.77").exists()
+
+
+def from_ip(address: str) -> Any:
+    return RequestFactory().post("/", REMOTE_ADDR=address)
 
 
 def test_export_covers_every_field_but_secrets() -> None:
@@ -955,6 +982,28 @@ def test_new_device_email_without_app_urls_has_no_link(alice: User) -> None:
     assert message.subject == "New sign-in to your account"
 
 
+@pytest.mark.parametrize(
+    ("referer", "location"),
+    [
+        (f"http://testserver{PAGE}", f"{LOGIN_URL}?next={PAGE}"),
+        ("", LOGIN_URL),
+        (f"https://evil.example{PAGE}", LOGIN_URL),
+    ],
+)
+def test_anonymous_action_returns_to_the_page_after_sign_in(
+    alice: User, referer: str, location: str
+) -> None:
+    # The session ended while the page was open: a POST cannot be repeated
+    # by a redirect, so the sign-in sends the user back to the form's page.
+    here = browser()
+    pk = row_of(here).pk
+    headers = {"Referer": referer} if referer else {}
+    response = Client().post(session_url(pk), headers=headers)
+    assert response.status_code == 302
+    assert response["Location"] == location
+    assert Session.objects.filter(pk=pk).exists()
+
+
 @override_settings(ALLOWED_HOSTS=["testserver"])
 def test_sessions_page_url_never_uses_a_disallowed_host() -> None:
     factory = RequestFactory()
@@ -962,6 +1011,12 @@ def test_sessions_page_url_never_uses_a_disallowed_host() -> None:
     assert devices.sessions_page_url(allowed) == "http://testserver/sessions/"
     evil = factory.get("/login/", HTTP_HOST="evil.example")
     assert devices.sessions_page_url(evil) is None
+
+
+@override_settings(ALLOWED_HOSTS=["*"])
+def test_sessions_page_url_left_out_when_any_host_is_allowed() -> None:
+    request = RequestFactory().get("/login/", HTTP_HOST="evil.example")
+    assert devices.sessions_page_url(request) is None
 
 
 @override_settings(SESSIONKIT_NOTIFY_NEW_DEVICE=True)

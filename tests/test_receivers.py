@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
 
+from django_sessionkit import receivers
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_revoked, session_rotated
@@ -312,3 +313,29 @@ def test_deleting_users_in_bulk_revokes_each(alice: User, bob: User) -> None:
     assert not Session.objects.exists()
     reasons = [e.reason for e in events(Kind.REVOKE)]
     assert reasons == ["user_deleted"] * 3
+
+
+class ProxiedUser(User):
+    """A proxy of the user model, as an admin for "staff" might use."""
+
+    class Meta:
+        proxy = True
+        app_label = "auth"
+
+
+def test_proxy_user_deactivated_or_deleted_ends_sessions(alice: User) -> None:
+    # The proxy is defined after the app was ready: connect it as ready() does.
+    receivers.connect_user_proxies()
+    browsers = signed_in_browsers(2)
+    proxied = ProxiedUser.objects.get(pk=alice.pk)
+    proxied.is_active = False
+    proxied.save()
+    assert not Session.objects.exists()
+    assert [user_of(b.get("/peek/")) for b in browsers] == ["", ""]
+    assert {e.reason for e in events(Kind.REVOKE)} == {"inactive"}
+    proxied.is_active = True
+    proxied.save()
+    signed_in_browsers(1)
+    ProxiedUser.objects.get(pk=alice.pk).delete()
+    assert not Session.objects.exists()
+    assert [e.reason for e in events(Kind.REVOKE)].count("user_deleted") == 1

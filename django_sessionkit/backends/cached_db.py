@@ -38,7 +38,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -323,16 +322,21 @@ def _guardable(cache: BaseCache) -> bool:
     )
 
 
-# Django keeps one cache object per alias and thread; so do we, no longer.
-_access: weakref.WeakKeyDictionary[BaseCache, Plain] = weakref.WeakKeyDictionary()
+#: The attribute of a cache object that holds its access object.
+_ACCESS = "_sessionkit_access"
 
 
 def access(cache: BaseCache) -> Plain:
-    """How the store reads and writes ``cache``: :class:`Guarded` or :class:`Plain`."""
-    found = _access.get(cache)
-    if found is None:
+    """How the store reads and writes ``cache``: :class:`Guarded` or :class:`Plain`.
+
+    Django makes a cache object per alias and thread (and per task under
+    ASGI): the access object is kept on the cache object itself, so it goes
+    when the cache object goes.
+    """
+    found: Plain | None = getattr(cache, _ACCESS, None)
+    if found is None or found.cache is not cache:
         found = Guarded(cache) if _guardable(cache) else Plain(cache)
-        _access[cache] = found
+        setattr(cache, _ACCESS, found)
     return found
 
 
@@ -691,8 +695,11 @@ class SessionStore(db.SessionStore):
         replaced: str | None = None,
         complete: bool = True,
     ) -> None:
-        write = self._write(values, replaced, complete, time.monotonic())
+        observed = time.monotonic()  # the database has just written
+        # A due sweep may take a while: the entry's lifetime counts from the
+        # database write, so it is worked out after the sweep.
         usable()
+        write = self._write(values, replaced, complete, observed)
         try:
             if write.replaced is not None:
                 write_tombstones(self._cache, [write.replaced])
@@ -710,8 +717,11 @@ class SessionStore(db.SessionStore):
         replaced: str | None = None,
         complete: bool = True,
     ) -> None:
-        write = self._write(values, replaced, complete, time.monotonic())
+        observed = time.monotonic()  # the database has just written
+        # A due sweep may take a while: the entry's lifetime counts from the
+        # database write, so it is worked out after the sweep.
         await ausable()
+        write = self._write(values, replaced, complete, observed)
         try:
             if write.replaced is not None:
                 await awrite_tombstones(self._cache, [write.replaced])
