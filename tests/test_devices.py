@@ -26,7 +26,7 @@ from django_sessionkit.keys import hash_key
 from django_sessionkit.models import USER_AGENT_MAX_LENGTH, Device, Session
 from django_sessionkit.revocation import arevoke_device, revoke_device
 from django_sessionkit.signals import device_added
-from tests.helpers import captured, events, user_of
+from tests.helpers import CHROME, FIREFOX, IPHONE, captured, events, user_of
 from tests.servers import free_port
 
 pytestmark = [
@@ -39,15 +39,6 @@ pytestmark = [
 
 PASSWORD = "correct horse"
 DEVICE_COOKIE = "sessionkit_device"
-CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
-)
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
-)
 IPAD = (
     "Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/16.0 Mobile/15E148 Safari/604.1"

@@ -26,7 +26,7 @@ from django_sessionkit.events import Kind
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Device, Session, SessionEvent
 from django_sessionkit.revocation import revoke_session
-from tests.helpers import captured, events, user_of
+from tests.helpers import CHROME, FIREFOX, IPHONE, captured, events, user_of
 
 pytestmark = [
     pytest.mark.django_db,
@@ -44,15 +44,6 @@ REAUTH_URL = "/sessions/reauthenticate/"
 LOGIN_URL = "/accounts/login/"
 JSON = {"Accept": "application/json"}
 STALE = timedelta(minutes=11)
-CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
-)
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
-)
 
 #: The addresses the location resolver of these tests was asked about.
 LOOKUPS: list[str] = []
@@ -684,6 +675,21 @@ def test_sign_out_others_button_only_with_others(alice: User) -> None:
 
 
 # -- Renaming a device --------------------------------------------------------------
+
+
+def test_device_name_is_escaped_everywhere(alice: User) -> None:
+    here = browser()
+    browser(user_agent=IPHONE)  # a second session: every button is shown
+    device = device_of(here)
+    hostile = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+    assert here.post(rename_url(device.pk), {"name": hostile}).status_code == 302
+    html = text(here.get(PAGE))
+    assert "<script>alert(1)" not in html
+    assert "<img src=x" not in html
+    escaped = "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"
+    # The heading, the caption, the labels and the input's value.
+    assert html.count(escaped) >= 5
+    assert listing(here)["devices"][0]["name"] == hostile
 
 
 def test_rename_device_strips_and_saves(alice: User) -> None:
