@@ -23,6 +23,7 @@ from django_sessionkit import events
 from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject
 from django_sessionkit.models import Device, Session, SessionQuerySet
+from django_sessionkit.shield import shielded
 
 
 def _sessions() -> SessionQuerySet:
@@ -43,17 +44,35 @@ def _batches(rows: QuerySet[Session]) -> QuerySet[Session]:
     return rows.select_related("user").order_by("pk")[: conf.CLEANUP_BATCH_SIZE]
 
 
+def _locked(rows: SessionQuerySet) -> list[tuple[int, str]]:
+    """Lock ``rows`` and return their ids and key hashes.
+
+    Call it inside the transaction that changes or deletes the rows: a
+    rotation or another revocation then cannot change them before that
+    transaction commits. When the engine caches rows, the key hashes are
+    also recorded as pending purges in that same transaction, so a process
+    that dies after the commit and before its tombstones reach the cache
+    leaves them for the next sweep of any process instead of losing them.
+    """
+    locked = list(rows.select_for_update().values_list("pk", "key_hash"))
+    store = caching_store()
+    if store is not None:
+        store.ending([key_hash for _, key_hash in locked])
+    return locked
+
+
 def locked_key_hashes(rows: SessionQuerySet) -> list[str]:
     """The key hashes of ``rows``, locked, when the engine caches rows.
 
-    Call it inside the transaction that changes or deletes the rows: a
-    rotation then cannot change a key before the change commits, so these
-    are exactly the cached keys to purge afterwards. Without a caching
-    engine there is nothing to purge, and no query is made.
+    Call it inside the transaction that changes or deletes the rows: these
+    are then exactly the cached keys to purge (:meth:`SessionStore.ended`)
+    once it commits, and they are recorded as pending purges in the same
+    transaction. Without a caching engine there is nothing to purge, and
+    no query is made.
     """
     if caching_store() is None:
         return []
-    return list(rows.select_for_update().values_list("key_hash", flat=True))
+    return [key_hash for _, key_hash in _locked(rows)]
 
 
 def _delete(
@@ -63,20 +82,22 @@ def _delete(
     reason: str,
     by: Any,
     request: HttpRequest | None,
-) -> tuple[int, list[str]]:
+) -> tuple[list[Subject], list[str]]:
     """Delete the rows of ``records`` and write their events, or neither.
 
-    Return how many rows went and, when the engine caches rows, the key
-    hashes to purge: read under a lock, so that a rotation cannot change a
-    key between this read and the delete.
+    Return the subjects whose rows this call deleted (a revocation racing
+    this one may have taken some: each session gets one event) and the key
+    hashes to purge from a cache.
     """
     rows = _sessions().filter(pk__in=[r.pk for r in records])
     with transaction.atomic(using=rows.db):
-        key_hashes = locked_key_hashes(rows)
-        deleted, _ = rows.delete()
-        if deleted:
-            events.write(kind, subjects, reason=reason, by=by, request=request)
-    return deleted, key_hashes
+        locked = _locked(rows)
+        pks = {pk for pk, _ in locked}
+        _sessions().filter(pk__in=pks).delete()
+        ended = [s for s in subjects if s.session_id in pks]
+        if ended:
+            events.write(kind, ended, reason=reason, by=by, request=request)
+    return ended, [key_hash for _, key_hash in locked]
 
 
 def _end(
@@ -87,13 +108,13 @@ def _end(
     request: HttpRequest | None,
 ) -> int:
     subjects = [Subject.of(r) for r in records]
-    deleted, key_hashes = _delete(records, kind, subjects, reason, by, request)
+    ended, key_hashes = _delete(records, kind, subjects, reason, by, request)
     store = caching_store()
     if store is not None:
         store.ended(key_hashes)
-    if deleted:
-        events.send(kind, subjects, reason=reason, by=by, request=request)
-    return deleted
+    if ended:
+        events.send(kind, ended, reason=reason, by=by, request=request)
+    return len(ended)
 
 
 async def _aend(
@@ -106,15 +127,15 @@ async def _aend(
     subjects = [await Subject.aof(r) for r in records]
     # The async ORM has no transactions: the delete, its lock and its events
     # run as one transaction on the ORM's thread, as in the sync path.
-    deleted, key_hashes = await sync_to_async(_delete)(
+    ended, key_hashes = await sync_to_async(_delete)(
         records, kind, subjects, reason, by, request
     )
     store = caching_store()
     if store is not None:
         await store.aended(key_hashes)
-    if deleted:
-        await events.asend(kind, subjects, reason=reason, by=by, request=request)
-    return deleted
+    if ended:
+        await events.asend(kind, ended, reason=reason, by=by, request=request)
+    return len(ended)
 
 
 def _end_all(rows: QuerySet[Session], kind: str, reason: str, by: Any) -> int:
@@ -218,8 +239,14 @@ def expire_session(
 
 
 # -- Async API ----------------------------------------------------------------
+#
+# Each call is shielded (django_sessionkit.shield): a client that disconnects
+# cancels the view's task, and a revocation cancelled half-way would have
+# committed its delete in the ORM's thread and skipped the cache tombstones
+# and the signals that follow, or the batches still to come.
 
 
+@shielded
 async def arevoke_session(
     session: Session | int,
     *,
@@ -232,6 +259,7 @@ async def arevoke_session(
     return bool(records) and await _aend(records, Kind.REVOKE, reason, by, request) > 0
 
 
+@shielded
 async def arevoke_user_sessions(
     user: Any,
     *,
@@ -243,6 +271,7 @@ async def arevoke_user_sessions(
     return await _aend_all(_user_rows(user, except_session), Kind.REVOKE, reason, by)
 
 
+@shielded
 async def arevoke_sessions(
     rows: QuerySet[Session], *, reason: str, by: Any = None
 ) -> int:
@@ -250,11 +279,13 @@ async def arevoke_sessions(
     return await _aend_all(rows, Kind.REVOKE, reason, by)
 
 
+@shielded
 async def arevoke_all_sessions(*, reason: str, by: Any = None) -> int:
     """Async twin of :func:`revoke_all_sessions`."""
     return await _aend_all(_sessions().all(), Kind.REVOKE, reason, by)
 
 
+@shielded
 async def arevoke_device(device: Device | int, *, reason: str, by: Any = None) -> int:
     """Async twin of :func:`revoke_device`."""
     await _forget_token(device).aupdate(token_hash=None)
@@ -263,6 +294,7 @@ async def arevoke_device(device: Device | int, *, reason: str, by: Any = None) -
     return await _aend_all(_device_rows(device), Kind.REVOKE, reason, by)
 
 
+@shielded
 async def aexpire_session(
     session: Session, *, reason: str, request: HttpRequest | None = None
 ) -> bool:

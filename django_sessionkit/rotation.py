@@ -11,6 +11,7 @@ from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.events import Kind, Subject, aemit, emit
 from django_sessionkit.models import Session
 from django_sessionkit.revocation import caching_store, locked_key_hashes
+from django_sessionkit.shield import shielded
 
 
 def _store(request: HttpRequest) -> SessionStore:
@@ -36,6 +37,7 @@ def rotate_session(request: HttpRequest, *, reason: str = "explicit") -> None:
         emit(Kind.ROTATE, [Subject.of(record)], reason=reason, request=request)
 
 
+@shielded
 async def arotate_session(request: HttpRequest, *, reason: str = "explicit") -> None:
     """Async twin of :func:`rotate_session`."""
     session = _store(request)

@@ -4,7 +4,8 @@ The test settings on PostgreSQL (``SESSIONKIT_TEST_DATABASE=postgres``), with
 the cached_db store on a shared Redis. The test process passes, through the
 environment, the name of its own test database (so that every server sees the
 rows it committed) and the Redis URL; optionally a rotation interval, grace
-window and cache sweep interval in seconds.
+window and cache sweep interval in seconds, and the URLconf (the ASGI
+server of ``tests/test_crash_safety.py`` serves ``tests.asgi_server``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ CACHES = {
 }
 SESSION_ENGINE = "django_sessionkit.backends.cached_db"
 SESSION_CACHE_ALIAS = "sessions"
-ROOT_URLCONF = "tests.wsgi_server"
+ROOT_URLCONF = os.environ.get("SESSIONKIT_SERVERS_URLCONF", "tests.wsgi_server")
 
 if (interval := _seconds("SESSIONKIT_SERVERS_ROTATE_INTERVAL")) is not None:
     SESSIONKIT_ROTATE_INTERVAL = interval

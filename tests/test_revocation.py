@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,7 +13,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.sessions.exceptions import SessionInterrupted
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Model
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
@@ -31,9 +33,11 @@ from django_sessionkit.revocation import (
     expire_session,
     revoke_all_sessions,
     revoke_session,
+    revoke_sessions,
     revoke_user_sessions,
 )
 from tests import urls
+from tests.helpers import postgresql_only
 
 pytestmark = pytest.mark.django_db
 
@@ -577,3 +581,68 @@ def test_revocation_payloads_never_contain_key(
         for name, value in kwargs.items():
             for text in texts(value):
                 assert not any(secret in text for secret in secrets), name
+
+
+# -- Two revocations at once ------------------------------------------------------
+
+
+def _blocked_on_locks() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("engine", ["db", "cached_db"], indirect=True)
+def test_simultaneous_revocations_write_one_event_per_session(
+    engine: str, alice: User, revoked: list[dict[str, Any]]
+) -> None:
+    first, second, third = (sign_in("alice")[1] for _ in range(3))
+    overlapping = [[first.pk, second.pk], [second.pk, third.pk]]
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def revoke(pks: list[int]) -> None:
+        try:
+            results.append(
+                revoke_sessions(Session.objects.filter(pk__in=pks), reason="overlap")
+            )
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # Both revocations read their sessions, then wait on the row of the
+    # session they share, held here until both are waiting for it.
+    holder = connections.create_connection("default")
+    try:
+        holder.set_autocommit(False)
+        with holder.cursor() as cursor:
+            table = Session._meta.db_table
+            lock = f"SELECT id FROM {table} WHERE id = %s FOR UPDATE"  # noqa: S608
+            cursor.execute(lock, [second.pk])
+        threads = [threading.Thread(target=revoke, args=(pks,)) for pks in overlapping]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while _blocked_on_locks() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        holder.commit()
+    finally:
+        holder.close()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert not errors, errors
+    assert sorted(results) == [1, 2]
+    assert [e.session_id for e in revoke_events()] == sorted(
+        [first.pk, second.pk, third.pk]
+    )
+    assert sorted(s["session_id"] for s in revoked) == sorted(
+        [first.pk, second.pk, third.pk]
+    )
+    assert not Session.objects.exists()

@@ -56,6 +56,7 @@ from django_sessionkit.backends import db
 from django_sessionkit.conf import conf
 from django_sessionkit.keys import hash_key, is_well_formed
 from django_sessionkit.models import CachePurge, Session
+from django_sessionkit.shield import shielded
 
 # Django's own cached_db store logs its cache failures here; sites already
 # watch this logger.
@@ -530,8 +531,29 @@ async def ausable() -> bool:
     return await adrain() if health.sweep_due() else True
 
 
+def _settled(key_hashes: list[str]) -> None:
+    # The tombstones are in the cache: their pending purges (written ahead,
+    # in the transaction that ended or changed the rows) are done.
+    try:
+        _pending().filter(key_hash__in=key_hashes).delete()
+    except Exception:
+        # Left for the next sweep, which writes them again: harmless.
+        logger.warning("Done cache purges could not be cleared", exc_info=True)
+
+
+async def _asettled(key_hashes: list[str]) -> None:
+    try:
+        await _pending().filter(key_hash__in=key_hashes).adelete()
+    except Exception:
+        logger.warning("Done cache purges could not be cleared", exc_info=True)
+
+
 def purge(key_hashes: list[str]) -> None:
-    """Tombstone ``key_hashes`` in one round trip, or record them as pending."""
+    """Tombstone ``key_hashes`` in one round trip, or record them as pending.
+
+    Pending purges of the same keys (written ahead by the transaction that
+    ended the sessions) are cleared once the tombstones are written.
+    """
     if not key_hashes:
         return
     usable()
@@ -541,6 +563,8 @@ def purge(key_hashes: list[str]) -> None:
         logger.exception("Error purging sessions from the cache")
         health.failed()
         _record_pending(key_hashes)
+        return
+    _settled(key_hashes)
 
 
 async def apurge(key_hashes: list[str]) -> None:
@@ -554,6 +578,8 @@ async def apurge(key_hashes: list[str]) -> None:
         logger.exception("Error purging sessions from the cache")
         health.failed()
         await _arecord_pending(key_hashes)
+        return
+    await _asettled(key_hashes)
 
 
 # -- The store --------------------------------------------------------------
@@ -709,6 +735,9 @@ class SessionStore(db.SessionStore):
                 )
         except Exception:
             _record_pending(self._cache_failed(write))
+            return
+        if write.replaced is not None:
+            _settled([write.replaced])
 
     async def _astored(
         self,
@@ -731,6 +760,9 @@ class SessionStore(db.SessionStore):
                 )
         except Exception:
             await _arecord_pending(self._cache_failed(write))
+            return
+        if write.replaced is not None:
+            await _asettled([write.replaced])
 
     def _removed(self, key_hash: str) -> None:
         self._row = None
@@ -739,6 +771,10 @@ class SessionStore(db.SessionStore):
     async def _aremoved(self, key_hash: str) -> None:
         self._row = None
         await apurge([key_hash])
+
+    @classmethod
+    def ending(cls, key_hashes: list[str]) -> None:
+        _record_pending(key_hashes)
 
     @classmethod
     def ended(cls, key_hashes: list[str]) -> None:
@@ -839,6 +875,7 @@ class SessionStore(db.SessionStore):
 
     # -- Async API -----------------------------------------------------------
 
+    @shielded
     async def asave(self, must_create: bool = False) -> None:
         try:
             await super().asave(must_create)
@@ -853,6 +890,7 @@ class SessionStore(db.SessionStore):
         await apurge(self._lost())
         return False
 
+    @shielded
     async def acycle_key(self) -> None:
         try:
             await super().acycle_key()

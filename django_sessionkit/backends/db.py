@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
@@ -41,6 +42,7 @@ from django_sessionkit.keys import (
     successor,
 )
 from django_sessionkit.models import Session, SessionQuerySet
+from django_sessionkit.shield import shielded
 
 _INTERRUPTED = (
     "The request's session was deleted before the request completed. "
@@ -317,6 +319,45 @@ class SessionStore(SessionBase):
             key_hash=hash_key(new), previous_key_hash=hash_key(old)
         )
 
+    def _rekey(self, rows: SessionQuerySet, values: dict[str, Any], old: str) -> int:
+        """Update ``rows`` (found by the key ``old``) with a new key; return
+        how many changed.
+
+        With a store that caches rows, the purge of ``old`` is recorded in
+        the same transaction (:meth:`ending`).
+        """
+        if not self.caches_rows:
+            return rows.update(**values)
+        with transaction.atomic(using=rows.db):
+            changed = rows.update(**values)
+            if changed:
+                self.ending([hash_key(old)])
+        return changed
+
+    async def _arekey(
+        self, rows: SessionQuerySet, values: dict[str, Any], old: str
+    ) -> int:
+        if not self.caches_rows:
+            return await rows.aupdate(**values)
+        # The async ORM has no transactions: one on the ORM's thread.
+        changed: int = await sync_to_async(self._rekey)(rows, values, old)
+        return changed
+
+    def _remove(self, rows: SessionQuerySet, key_hash: str) -> None:
+        """Delete ``rows``, recording the purge of ``key_hash`` with it."""
+        if not self.caches_rows:
+            rows.delete()
+            return
+        with transaction.atomic(using=rows.db):
+            if rows.delete()[0]:
+                self.ending([key_hash])
+
+    async def _aremove(self, rows: SessionQuerySet, key_hash: str) -> None:
+        if not self.caches_rows:
+            await rows.adelete()
+            return
+        await sync_to_async(self._remove)(rows, key_hash)
+
     # -- Hooks for a store that caches rows (backends/cached_db.py) ----------
 
     def _stored(
@@ -348,6 +389,15 @@ class SessionStore(SessionBase):
 
     async def _aremoved(self, key_hash: str) -> None:
         """Async twin of :meth:`_removed`."""
+
+    @classmethod
+    def ending(cls, key_hashes: list[str]) -> None:
+        """Called inside the transaction that ends or re-keys the rows of
+        ``key_hashes``, before it commits.
+
+        A store that caches rows records the purges it will owe, so that a
+        process dying between the commit and :meth:`ended` loses none.
+        """
 
     @classmethod
     def ended(cls, key_hashes: list[str]) -> None:
@@ -518,7 +568,8 @@ class SessionStore(SessionBase):
         if self._rotation_pending:
             old = self.session_key
             rows, new, values = self._interval_update(data)
-            if self._rotated(rows.update(**values), new):
+            assert old is not None
+            if self._rotated(self._rekey(rows, values, old), new):
                 self._stored(values, replaced=hash_key(old))
                 # Only the request whose UPDATE rotated records it.
                 if self._record is not None:
@@ -552,8 +603,9 @@ class SessionStore(SessionBase):
             session_key = self.session_key
         rows = self._lookup(session_key)
         if rows is not None:
-            rows.delete()
-            self._removed(hash_key(session_key))
+            key_hash = hash_key(session_key)
+            self._remove(rows, key_hash)
+            self._removed(key_hash)
         if session_key == self._session_key:
             self._has_row = False
             self._record = None
@@ -567,8 +619,11 @@ class SessionStore(SessionBase):
         data = self._session  # type: ignore[attr-defined]
         old = self.session_key
         rows, new, values = self._cycle_update(data)
-        if rows is not None and self._rotated(rows.update(**values), new):
-            assert old is not None
+        if (
+            rows is not None
+            and old is not None
+            and self._rotated(self._rekey(rows, values, old), new)
+        ):
             self._stored(values, replaced=hash_key(old))
             return
         self._row_gone()
@@ -606,6 +661,7 @@ class SessionStore(SessionBase):
             self.modified = True
             return
 
+    @shielded
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return await self.acreate()
@@ -628,7 +684,8 @@ class SessionStore(SessionBase):
         if self._rotation_pending:
             old = self.session_key
             rows, new, values = self._interval_update(data)
-            if self._rotated(await rows.aupdate(**values), new):
+            assert old is not None
+            if self._rotated(await self._arekey(rows, values, old), new):
                 await self._astored(values, replaced=hash_key(old))
                 if self._record is not None:
                     subject = await Subject.aof(self._record)
@@ -655,6 +712,7 @@ class SessionStore(SessionBase):
         await self._astored(values)
         return True
 
+    @shielded
     async def adelete(self, session_key: str | None = None) -> None:
         if session_key is None:
             if self.session_key is None:
@@ -662,8 +720,9 @@ class SessionStore(SessionBase):
             session_key = self.session_key
         rows = self._lookup(session_key)
         if rows is not None:
-            await rows.adelete()
-            await self._aremoved(hash_key(session_key))
+            key_hash = hash_key(session_key)
+            await self._aremove(rows, key_hash)
+            await self._aremoved(key_hash)
         if session_key == self._session_key:
             self._has_row = False
             self._record = None
@@ -672,13 +731,17 @@ class SessionStore(SessionBase):
         await super().aflush()
         self.key_renewed = True
 
+    @shielded
     async def acycle_key(self) -> None:
         """Give the session a new key, keeping its row, id and history."""
         data = await self._aget_session()  # type: ignore[attr-defined]
         old = self.session_key
         rows, new, values = self._cycle_update(data)
-        if rows is not None and self._rotated(await rows.aupdate(**values), new):
-            assert old is not None
+        if (
+            rows is not None
+            and old is not None
+            and self._rotated(await self._arekey(rows, values, old), new)
+        ):
             await self._astored(values, replaced=hash_key(old))
             return
         self._row_gone()
