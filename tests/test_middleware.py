@@ -1564,6 +1564,46 @@ async def test_expired_session_sign_in_post_signs_in_async(
     assert (await client.get("/messages/")).json()["messages"] == []
 
 
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+def test_expired_policy_limit_sign_in_post_signs_in_sync(
+    alice: User, timeout: str
+) -> None:
+    # Stored deadlines still ahead: the middleware's policy check ends it.
+    client = Client()
+    record = sign_in(client)
+    ages = limit_ages(timeout, SECOND, idle=LOWER_IDLE, absolute=LOWER_ABSOLUTE)
+    aged(record, **ages)
+    with override_settings(**LOWER):
+        page = client.get("/accounts/login/")
+        assert page.json()["messages"] == [
+            {"level": "warning", "text": EXPIRED_TEXT[timeout]}
+        ]
+        response = client.post(
+            "/accounts/login/", {"username": "alice", "password": PASSWORD}
+        )
+        assert response.status_code == 302
+        assert user_of(client.get("/peek/")) == "alice"
+    assert timeout_events() == [(record.pk, alice.pk, timeout)]
+
+
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+async def test_expired_policy_limit_sign_in_post_signs_in_async(
+    alice: User, timeout: str
+) -> None:
+    client = AsyncClient()
+    record = await asign_in(client)
+    ages = limit_ages(timeout, SECOND, idle=LOWER_IDLE, absolute=LOWER_ABSOLUTE)
+    await aaged(record, **ages)
+    with override_settings(**LOWER):
+        response = await client.post(
+            "/accounts/login/", {"username": "alice", "password": PASSWORD}
+        )
+        assert response.status_code == 302
+        assert user_of(await client.get("/peek/")) == "alice"
+    assert await atimeout_events() == [(record.pk, alice.pk, timeout)]
+    assert (await client.get("/messages/")).json()["messages"] == []
+
+
 def test_expired_session_failed_sign_in_post_keeps_message(alice: User) -> None:
     client = Client()
     record = sign_in(client)
