@@ -146,7 +146,8 @@ def _expired_answer(request: HttpRequest, reason: str) -> HttpResponseBase | Non
 
 def _expired_after(request: HttpRequest) -> None:
     reason: str | None = getattr(request, "sessionkit_expired", None)
-    if reason is not None and not getattr(request.user, "is_authenticated", False):
+    user = getattr(request, "user", None)
+    if reason is not None and not getattr(user, "is_authenticated", False):
         _end_message(request, reason)
 
 
