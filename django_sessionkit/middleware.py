@@ -6,8 +6,10 @@ Place ``django_sessionkit.middleware.SessionKitMiddleware`` after
 
 - ends a session that passed its idle or absolute deadline (row deleted,
   ``SessionEvent`` written, ``session_expired`` sent) and sends the browser to
-  ``LOGIN_URL`` (HTML) or answers 401 (JSON);
-- handles a previous key that came back after its grace window (an anomaly);
+  ``LOGIN_URL`` (HTML) or answers 401 (JSON); a request for ``LOGIN_URL``
+  itself carries on as anonymous;
+- handles a previous key that came back after its grace window (an anomaly,
+  recorded at most once per session per ``SESSIONKIT_ACTIVITY_RESOLUTION``);
 - writes activity at most once per ``SESSIONKIT_ACTIVITY_RESOLUTION``, never
   for passive requests;
 - rotates the key when due (interval, privilege change);
@@ -19,15 +21,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import DisallowedHost
+from django.db import router
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
@@ -37,7 +45,7 @@ from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.conf import conf
 from django_sessionkit.devices import set_device_cookie
 from django_sessionkit.events import Kind, Subject, aemit, emit
-from django_sessionkit.models import Session
+from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.receivers import current_session, sessionkit_store
 from django_sessionkit.revocation import (
     aexpire_session,
@@ -51,6 +59,9 @@ EXPIRED_MESSAGES = {
     "absolute": _("Your session reached its maximum length. Please sign in again."),
 }
 STALE_KEY = "stale_key"
+#: The shortest interval between two stale-key events of one session, used
+#: when ``SESSIONKIT_ACTIVITY_RESOLUTION`` is zero or ``None``.
+STALE_KEY_EVENT_INTERVAL = timedelta(minutes=1)
 
 
 class State:
@@ -91,10 +102,66 @@ def expired_response(request: HttpRequest, reason: str) -> HttpResponseBase:
     The message is stored either way: a script that receives the 401 sends
     the browser to the sign-in page, which then says why.
     """
-    messages.warning(request, EXPIRED_MESSAGES[reason], fail_silently=True)
+    _end_message(request, reason)
     if wants_json(request):
         return JsonResponse({"error": "session_expired", "reason": reason}, status=401)
     return redirect_to_login(request.get_full_path(), str(settings.LOGIN_URL))
+
+
+def is_sign_in_page(request: HttpRequest) -> bool:
+    """Whether ``request`` is for ``LOGIN_URL`` (a path, a URL or a URL name,
+    resolved as ``redirect_to_login()`` does); the query string is ignored."""
+    try:
+        url = urlsplit(str(resolve_url(settings.LOGIN_URL)))
+    except NoReverseMatch:
+        return False
+    if url.netloc:
+        try:
+            host = request.get_host()
+        except DisallowedHost:
+            return False
+        if url.netloc != host or (url.scheme and url.scheme != request.scheme):
+            return False
+    return url.path == request.path
+
+
+def _end_message(request: HttpRequest, reason: str) -> None:
+    messages.warning(request, EXPIRED_MESSAGES[reason], fail_silently=True)
+
+
+def _expired_answer(request: HttpRequest, reason: str) -> HttpResponseBase | None:
+    """The answer to a request whose session has just expired, or ``None`` to
+    let it carry on as anonymous."""
+    if not is_sign_in_page(request):
+        return expired_response(request, reason)
+    # The visitor is already where the expiry would send them, or is sending
+    # its form: a redirect would lose the form, so the page gets the request.
+    if request.method in ("GET", "HEAD"):
+        _end_message(request, reason)
+    else:
+        # After the view: a sign-in that succeeds makes the message stale.
+        request.sessionkit_expired = reason  # type: ignore[attr-defined]
+    return None
+
+
+def _expired_after(request: HttpRequest) -> None:
+    reason: str | None = getattr(request, "sessionkit_expired", None)
+    user = getattr(request, "user", None)
+    if reason is not None and not getattr(user, "is_authenticated", False):
+        _end_message(request, reason)
+
+
+def _stale_key_events(record: Session) -> QuerySet[SessionEvent]:
+    """The stale-key events of ``record`` within the last interval."""
+    interval = conf.ACTIVITY_RESOLUTION or STALE_KEY_EVENT_INTERVAL
+    # From the database written to: a replica may not have the last one yet.
+    events = SessionEvent.objects.using(router.db_for_write(SessionEvent))
+    return events.filter(
+        session_id=record.pk,
+        kind=Kind.ANOMALY,
+        reason=STALE_KEY,
+        created_at__gt=timezone.now() - interval,
+    )
 
 
 def is_passive(request: HttpRequest) -> bool:
@@ -162,9 +229,21 @@ class SessionKitMiddleware:
 
     # -- Shared decisions ------------------------------------------------------
 
-    def _live_state(self, request: HttpRequest, store: SessionStore) -> State | None:
+    def _live_state(
+        self, request: HttpRequest, store: SessionStore, accessed: bool
+    ) -> State | None:
+        """The signed-in session's state after the middleware loaded it;
+        ``accessed`` is the store's ``accessed`` from before that load."""
         record = store._record
         if record is None or record.user_id is None:
+            # Loading the session to look for a signed-in user is no use of
+            # it by the view: without this, SessionMiddleware would add
+            # "Vary: Cookie" to every response, and caches would keep a copy
+            # of each public page per visitor. A signed-in session stays
+            # accessed: what the response holds may come from it without a
+            # session read that Django sees (request.user resolved by a
+            # policy, the idle warning's deadlines).
+            store.accessed = accessed
             return None
         return State(
             store, record, policy.resolve(request, request.user), timezone.now()
@@ -221,6 +300,7 @@ class SessionKitMiddleware:
             if response is None:
                 response = self.get_response(request)  # type: ignore[assignment]
                 self._after(request, store)
+                _expired_after(request)
         finally:
             current_session.reset(token)
         assert response is not None
@@ -229,18 +309,19 @@ class SessionKitMiddleware:
     def _before(
         self, request: HttpRequest, store: SessionStore
     ) -> HttpResponseBase | None:
+        accessed = store.accessed
         store._get_session()  # type: ignore[attr-defined]
         ended = store.ended_record
         if ended is not None:
             return self._ended(request, store, ended, store.ended_reason or "idle")
-        state = self._live_state(request, store)
+        state = self._live_state(request, store, accessed)
         if state is None:
             return None
         reason = state.expiry_reason()
         if reason is not None:
             expire_session(state.record, reason=reason, request=request)
             _forget(request, store)
-            return expired_response(request, reason)
+            return _expired_answer(request, reason)
         request.sessionkit_state = state  # type: ignore[attr-defined]
         return None
 
@@ -248,15 +329,20 @@ class SessionKitMiddleware:
         self, request: HttpRequest, store: SessionStore, record: Session, reason: str
     ) -> HttpResponseBase | None:
         if reason == STALE_KEY:
-            emit(Kind.ANOMALY, [Subject.of(record)], reason=reason, request=request)
-            if conf.ON_STALE_KEY == "revoke":
+            revoke = conf.ON_STALE_KEY == "revoke"
+            # Only logged, the copy can come back on every request: one event
+            # per interval says as much without a row per request.
+            if revoke or not _stale_key_events(record).exists():
+                subject = Subject.of(record)
+                emit(Kind.ANOMALY, [subject], reason=reason, request=request)
+            if revoke:
                 revoke_session(record, reason=reason, request=request)
             return None
         if record.user_id is None:
             return None  # an anonymous session simply ends
         expire_session(record, reason=reason, request=request)
         _forget(request, store)
-        return expired_response(request, reason)
+        return _expired_answer(request, reason)
 
     def _after(self, request: HttpRequest, store: SessionStore) -> None:
         state: State | None = getattr(request, "sessionkit_state", None)
@@ -285,6 +371,7 @@ class SessionKitMiddleware:
             if response is None:
                 response = await self.get_response(request)  # type: ignore[misc]
                 await self._aafter(request, store)
+                _expired_after(request)
         finally:
             current_session.reset(token)
         assert response is not None
@@ -293,6 +380,7 @@ class SessionKitMiddleware:
     async def _abefore(
         self, request: HttpRequest, store: SessionStore
     ) -> HttpResponseBase | None:
+        accessed = store.accessed
         await store._aget_session()  # type: ignore[attr-defined]
         ended = store.ended_record
         if ended is not None:
@@ -300,17 +388,17 @@ class SessionKitMiddleware:
                 request, store, ended, store.ended_reason or "idle"
             )
         if policy.get_policy_callable() is policy.default_policy:
-            state = self._live_state(request, store)
+            state = self._live_state(request, store, accessed)
         else:
             # A site's policy may read the user from the database.
-            state = await sync_to_async(self._live_state)(request, store)
+            state = await sync_to_async(self._live_state)(request, store, accessed)
         if state is None:
             return None
         reason = state.expiry_reason()
         if reason is not None:
             await aexpire_session(state.record, reason=reason, request=request)
             _forget(request, store)
-            return expired_response(request, reason)
+            return _expired_answer(request, reason)
         request.sessionkit_state = state  # type: ignore[attr-defined]
         return None
 
@@ -318,16 +406,18 @@ class SessionKitMiddleware:
         self, request: HttpRequest, store: SessionStore, record: Session, reason: str
     ) -> HttpResponseBase | None:
         if reason == STALE_KEY:
-            subject = await Subject.aof(record)
-            await aemit(Kind.ANOMALY, [subject], reason=reason, request=request)
-            if conf.ON_STALE_KEY == "revoke":
+            revoke = conf.ON_STALE_KEY == "revoke"
+            if revoke or not await _stale_key_events(record).aexists():
+                subject = await Subject.aof(record)
+                await aemit(Kind.ANOMALY, [subject], reason=reason, request=request)
+            if revoke:
                 await arevoke_session(record, reason=reason, request=request)
             return None
         if record.user_id is None:
             return None
         await aexpire_session(record, reason=reason, request=request)
         _forget(request, store)
-        return expired_response(request, reason)
+        return _expired_answer(request, reason)
 
     async def _aafter(self, request: HttpRequest, store: SessionStore) -> None:
         state: State | None = getattr(request, "sessionkit_state", None)

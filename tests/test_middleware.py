@@ -7,6 +7,7 @@ synchronously (``Client``) and asynchronously (``AsyncClient``).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -17,17 +18,18 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import F
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_sessionkit.conf import conf
-from django_sessionkit.keys import hash_key
+from django_sessionkit.keys import hash_key, new_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.policy import Policy, deadlines
 from django_sessionkit.signals import session_expired
-from tests import policies
+from tests import policies, urls_middleware
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_middleware")]
 
@@ -1366,3 +1368,381 @@ def test_clear_site_data_only_on_sign_out(alice: User) -> None:
     assert "Clear-Site-Data" not in sign_in_response
     assert "Clear-Site-Data" not in client.get("/nothing/")
     assert "Clear-Site-Data" not in client.get("/put/?colour=blue")
+
+
+# -- Public pages stay cacheable ------------------------------------------------------
+
+
+@pytest.fixture
+def page_cache(settings: Any, engine: str) -> Iterator[list[str]]:
+    """Django's per-site cache around the stack, in a private local-memory
+    cache; yields the paths the public views ran for."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "pages": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"pages-{uuid.uuid4()}",
+        },
+    }
+    settings.CACHE_MIDDLEWARE_ALIAS = "pages"
+    settings.CACHE_MIDDLEWARE_SECONDS = 600
+    settings.MIDDLEWARE = [
+        "django.middleware.cache.UpdateCacheMiddleware",
+        *settings.MIDDLEWARE,
+        "django.middleware.cache.FetchFromCacheMiddleware",
+    ]
+    urls_middleware.public_runs.clear()
+    yield urls_middleware.public_runs
+    urls_middleware.public_runs.clear()
+
+
+def anonymous_visitors() -> list[Client]:
+    """No cookie; another site cookie; an unknown session key; an anonymous
+    session holding data."""
+    with_other_cookie = Client()
+    with_other_cookie.cookies["theme"] = "dark"
+    with_unknown_key = Client()
+    with_unknown_key.cookies[COOKIE] = new_key()
+    with_data = Client()
+    assert with_data.get("/put/?colour=blue").cookies[COOKIE].value
+    return [Client(), with_other_cookie, with_unknown_key, with_data]
+
+
+def varies_on_cookie(response: HttpResponseBase) -> bool:
+    return "cookie" in response.get("Vary", "").lower()
+
+
+@pytest.mark.parametrize("path", ["/public/", "/apublic/"], ids=["sync", "async"])
+def test_public_page_anonymous_visitors_share_one_cached_copy_sync(
+    page_cache: list[str], path: str
+) -> None:
+    responses = [visitor.get(path) for visitor in anonymous_visitors()]
+    assert [r.status_code for r in responses] == [200] * 4
+    assert not varies_on_cookie(responses[0])
+    assert page_cache == [path]
+
+
+@pytest.mark.parametrize("path", ["/public/", "/apublic/"], ids=["sync", "async"])
+async def test_public_page_anonymous_visitors_share_one_cached_copy_async(
+    page_cache: list[str], path: str
+) -> None:
+    visitors = await sync_to_async(anonymous_visitors)()
+    responses = []
+    for visitor in visitors:
+        browser = AsyncClient()
+        browser.cookies = visitor.cookies
+        responses.append(await browser.get(path))
+    assert [r.status_code for r in responses] == [200] * 4
+    assert not varies_on_cookie(responses[0])
+    assert page_cache == [path]
+
+
+@pytest.mark.parametrize("path", ["/public/", "/apublic/"], ids=["sync", "async"])
+def test_public_page_of_signed_in_user_varies_on_cookie(
+    alice: User, page_cache: list[str], path: str
+) -> None:
+    signed_in = Client()
+    sign_in(signed_in)
+    response = signed_in.get(path)
+    assert response.status_code == 200
+    assert varies_on_cookie(response)
+    # Its copy is the signed-in browser's alone.
+    assert Client().get(path).status_code == 200
+    assert page_cache == [path, path]
+
+
+async def test_public_page_of_signed_in_user_varies_on_cookie_async(
+    alice: User, page_cache: list[str]
+) -> None:
+    signed_in = AsyncClient()
+    await asign_in(signed_in)
+    response = await signed_in.get("/apublic/")
+    assert response.status_code == 200
+    assert varies_on_cookie(response)
+    assert (await AsyncClient().get("/apublic/")).status_code == 200
+    assert page_cache == ["/apublic/", "/apublic/"]
+
+
+def test_page_showing_the_user_varies_on_cookie(
+    alice: User, page_cache: list[str]
+) -> None:
+    signed_in = Client()
+    sign_in(signed_in)
+    assert varies_on_cookie(signed_in.get("/peek/"))
+    assert user_of(Client().get("/peek/")) == ""
+
+
+def test_anonymous_session_read_by_view_varies_on_cookie(page_cache: list[str]) -> None:
+    visitor = Client()
+    visitor.get("/put/?colour=blue")
+    response = visitor.get("/peek/")
+    assert response.json()["data"] == {"colour": "blue"}
+    assert varies_on_cookie(response)
+    assert Client().get("/peek/").json()["data"] == {}
+
+
+# -- The sign-in page after an expiry -------------------------------------------------
+
+
+@pytest.mark.parametrize("login_url", ["/accounts/login/", "sign-in"])
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+def test_expired_session_sign_in_page_shown_anonymous_sync(
+    alice: User, settings: Any, timeout: str, login_url: str
+) -> None:
+    settings.LOGIN_URL = login_url
+    client = Client()
+    record = sign_in(client)
+    aged(record, **limit_ages(timeout, SECOND, idle=IDLE, absolute=ABSOLUTE))
+    response = client.get("/accounts/login/?next=/peek/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "user": "",
+        "messages": [{"level": "warning", "text": EXPIRED_TEXT[timeout]}],
+    }
+    assert deletes_session_cookie(response)
+    assert not exists(record)
+    assert timeout_events() == [(record.pk, alice.pk, timeout)]
+
+
+@pytest.mark.parametrize("login_url", ["/accounts/login/", "sign-in"])
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+async def test_expired_session_sign_in_page_shown_anonymous_async(
+    alice: User, settings: Any, timeout: str, login_url: str
+) -> None:
+    settings.LOGIN_URL = login_url
+    client = AsyncClient()
+    record = await asign_in(client)
+    await aaged(record, **limit_ages(timeout, SECOND, idle=IDLE, absolute=ABSOLUTE))
+    response = await client.get("/accounts/login/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "user": "",
+        "messages": [{"level": "warning", "text": EXPIRED_TEXT[timeout]}],
+    }
+    assert deletes_session_cookie(response)
+    assert not await aexists(record)
+    assert await atimeout_events() == [(record.pk, alice.pk, timeout)]
+
+
+@pytest.mark.parametrize("login_url", ["/accounts/login/", "sign-in"])
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+def test_expired_session_sign_in_post_signs_in_sync(
+    alice: User, settings: Any, timeout: str, login_url: str
+) -> None:
+    settings.LOGIN_URL = login_url
+    client = Client()
+    record = sign_in(client)
+    aged(record, **limit_ages(timeout, SECOND, idle=IDLE, absolute=ABSOLUTE))
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/peek/"
+    assert user_of(client.get("/peek/")) == "alice"
+    assert row_of(client).pk != record.pk
+    assert not exists(record)
+    assert timeout_events() == [(record.pk, alice.pk, timeout)]
+    # Signed in again: the expiry is no news any more.
+    assert client.get("/messages/").json()["messages"] == []
+
+
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+async def test_expired_session_sign_in_post_signs_in_async(
+    alice: User, timeout: str
+) -> None:
+    client = AsyncClient()
+    record = await asign_in(client)
+    await aaged(record, **limit_ages(timeout, SECOND, idle=IDLE, absolute=ABSOLUTE))
+    response = await client.post(
+        "/accounts/login/", {"username": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/peek/"
+    assert user_of(await client.get("/peek/")) == "alice"
+    assert (await arow_of(client)).pk != record.pk
+    assert await atimeout_events() == [(record.pk, alice.pk, timeout)]
+    assert (await client.get("/messages/")).json()["messages"] == []
+
+
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+def test_expired_policy_limit_sign_in_post_signs_in_sync(
+    alice: User, timeout: str
+) -> None:
+    # Stored deadlines still ahead: the middleware's policy check ends it.
+    client = Client()
+    record = sign_in(client)
+    ages = limit_ages(timeout, SECOND, idle=LOWER_IDLE, absolute=LOWER_ABSOLUTE)
+    aged(record, **ages)
+    with override_settings(**LOWER):
+        page = client.get("/accounts/login/")
+        assert page.json()["messages"] == [
+            {"level": "warning", "text": EXPIRED_TEXT[timeout]}
+        ]
+        response = client.post(
+            "/accounts/login/", {"username": "alice", "password": PASSWORD}
+        )
+        assert response.status_code == 302
+        assert user_of(client.get("/peek/")) == "alice"
+    assert timeout_events() == [(record.pk, alice.pk, timeout)]
+
+
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+async def test_expired_policy_limit_sign_in_post_signs_in_async(
+    alice: User, timeout: str
+) -> None:
+    client = AsyncClient()
+    record = await asign_in(client)
+    ages = limit_ages(timeout, SECOND, idle=LOWER_IDLE, absolute=LOWER_ABSOLUTE)
+    await aaged(record, **ages)
+    with override_settings(**LOWER):
+        response = await client.post(
+            "/accounts/login/", {"username": "alice", "password": PASSWORD}
+        )
+        assert response.status_code == 302
+        assert user_of(await client.get("/peek/")) == "alice"
+    assert await atimeout_events() == [(record.pk, alice.pk, timeout)]
+    assert (await client.get("/messages/")).json()["messages"] == []
+
+
+def test_expired_session_failed_sign_in_post_keeps_message(alice: User) -> None:
+    client = Client()
+    record = sign_in(client)
+    aged(record, idle=IDLE + SECOND, signed_in=HOUR)
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": "wrong"}
+    )
+    assert response.status_code == 200
+    assert response.json()["user"] == ""
+    assert deletes_session_cookie(response)
+    assert timeout_events() == [(record.pk, alice.pk, "idle")]
+    assert client.get("/messages/").json()["messages"] == [
+        {"level": "warning", "text": EXPIRED_TEXT["idle"]}
+    ]
+
+
+@pytest.mark.parametrize("headers", [{}, JSON], ids=["html", "json"])
+def test_expired_session_elsewhere_still_answered_by_middleware(
+    alice: User, headers: dict[str, str]
+) -> None:
+    # Only the sign-in page lets an expired session through.
+    client = Client()
+    record = sign_in(client)
+    aged(record, idle=IDLE + SECOND, signed_in=HOUR)
+    response = client.post("/login/", {"username": "alice"}, headers=headers)
+    assert response.status_code == (401 if headers else 302)
+
+
+def test_expired_session_sign_in_url_on_other_host_not_matched(
+    alice: User, settings: Any
+) -> None:
+    settings.LOGIN_URL = "https://id.example.com/accounts/login/"
+    client = Client()
+    record = sign_in(client)
+    aged(record, idle=IDLE + SECOND, signed_in=HOUR)
+    response = client.get("/accounts/login/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("https://id.example.com/accounts/login/")
+
+
+# -- Stale keys under SESSIONKIT_ON_STALE_KEY = "log" ---------------------------------
+
+
+def stale_key_of(client: Client) -> str:
+    """Rotate the signed-in session of ``client`` periodically; return its
+    previous key, now past its grace window."""
+    old = key_of(client)
+    past = timezone.now() - 16 * MINUTE
+    Session.objects.update(rotated_at=past, authenticated_at=past)
+    assert user_of(client.get("/peek/")) == "alice"
+    assert key_of(client) != old
+    Session.objects.update(rotated_at=timezone.now() - 2 * MINUTE)
+    return old
+
+
+async def astale_key_of(client: AsyncClient) -> str:
+    old = key_of(client)
+    past = timezone.now() - 16 * MINUTE
+    await Session.objects.aupdate(rotated_at=past, authenticated_at=past)
+    assert user_of(await client.get("/peek/")) == "alice"
+    assert key_of(client) != old
+    await Session.objects.aupdate(rotated_at=timezone.now() - 2 * MINUTE)
+    return old
+
+
+#: ``SESSIONKIT_ACTIVITY_RESOLUTION`` of the test settings (its default).
+RESOLUTION = MINUTE
+
+
+def anomalies() -> list[tuple[int | None, str]]:
+    return [
+        (event.session_id, event.reason)
+        for event in SessionEvent.objects.filter(
+            kind=SessionEvent.Kind.ANOMALY
+        ).order_by("pk")
+    ]
+
+
+aanomalies = sync_to_async(anomalies)
+
+
+def push_back_anomalies(by: timedelta) -> None:
+    SessionEvent.objects.filter(kind=SessionEvent.Kind.ANOMALY).update(
+        created_at=F("created_at") - by
+    )
+
+
+apush_back_anomalies = sync_to_async(push_back_anomalies)
+
+
+@override_settings(SESSIONKIT_ON_STALE_KEY="log")
+def test_stale_key_logged_once_per_resolution_sync(alice: User) -> None:
+    client = Client()
+    record = sign_in(client)
+    old = stale_key_of(client)
+    for _ in range(10):
+        stale = Client()
+        stale.cookies[COOKIE] = old
+        assert user_of(stale.get("/peek/")) == ""
+    assert anomalies() == [(record.pk, "stale_key")]
+    push_back_anomalies(RESOLUTION - SECOND)
+    stale.cookies[COOKIE] = old
+    stale.get("/peek/")
+    assert len(anomalies()) == 1
+    push_back_anomalies(2 * SECOND)
+    stale.cookies[COOKIE] = old
+    stale.get("/peek/")
+    assert anomalies() == [(record.pk, "stale_key")] * 2
+    # Logged only: the user's own browser is still signed in.
+    assert user_of(client.get("/peek/")) == "alice"
+
+
+@override_settings(SESSIONKIT_ON_STALE_KEY="log")
+async def test_stale_key_logged_once_per_resolution_async(alice: User) -> None:
+    client = AsyncClient()
+    record = await asign_in(client)
+    old = await astale_key_of(client)
+    for _ in range(10):
+        stale = AsyncClient()
+        stale.cookies[COOKIE] = old
+        assert user_of(await stale.get("/peek/")) == ""
+    assert await aanomalies() == [(record.pk, "stale_key")]
+    await apush_back_anomalies(RESOLUTION + SECOND)
+    stale.cookies[COOKIE] = old
+    await stale.get("/peek/")
+    assert await aanomalies() == [(record.pk, "stale_key")] * 2
+
+
+@override_settings(SESSIONKIT_ON_STALE_KEY="log", SESSIONKIT_ACTIVITY_RESOLUTION=0)
+def test_stale_key_logged_once_per_minute_without_resolution(alice: User) -> None:
+    client = Client()
+    record = sign_in(client)
+    old = stale_key_of(client)
+    for _ in range(3):
+        stale = Client()
+        stale.cookies[COOKIE] = old
+        stale.get("/peek/")
+    assert anomalies() == [(record.pk, "stale_key")]
+    push_back_anomalies(MINUTE)
+    stale.cookies[COOKIE] = old
+    stale.get("/peek/")
+    assert len(anomalies()) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import aauthenticate, alogin, alogout, authenticate, login
 from django.contrib.messages import get_messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -80,15 +80,49 @@ def csrf_token(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"token": get_token(request)})
 
 
+def shown_messages(request: HttpRequest) -> list[dict[str, str]]:
+    return [
+        {"level": message.level_tag, "text": str(message)}
+        for message in get_messages(request)
+    ]
+
+
 def read_messages(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"messages": shown_messages(request)})
+
+
+@csrf_exempt
+def sign_in_page(request: HttpRequest) -> HttpResponse:
+    """The tests' ``LOGIN_URL``: a form that signs in, else who the page
+    shows as signed in and the messages it shows."""
+    if request.method == "POST":
+        user = authenticate(
+            request,
+            username=request.POST.get("username"),
+            password=request.POST.get("password"),
+        )
+        if user is not None:
+            login(request, user)
+            return HttpResponseRedirect("/peek/")
     return JsonResponse(
-        {
-            "messages": [
-                {"level": message.level_tag, "text": str(message)}
-                for message in get_messages(request)
-            ]
-        }
+        {"user": request.user.get_username(), "messages": shown_messages(request)}
     )
+
+
+#: The paths ``public`` and ``apublic`` ran for: the page cache tests count
+#: how often the cache let a request through to the view.
+public_runs: list[str] = []
+
+
+def public(request: HttpRequest) -> HttpResponse:
+    """A page that uses neither the session nor the user."""
+    public_runs.append(request.path)
+    return HttpResponse("public")
+
+
+async def apublic(request: HttpRequest) -> HttpResponse:
+    public_runs.append(request.path)
+    return HttpResponse("public")
 
 
 urlpatterns = [
@@ -102,5 +136,8 @@ urlpatterns = [
     path("poll/updates/", poll),
     path("csrf/", csrf_token),
     path("messages/", read_messages),
+    path("accounts/login/", sign_in_page, name="sign-in"),
+    path("public/", public),
+    path("apublic/", apublic),
     *urls.urlpatterns,
 ]
