@@ -154,7 +154,7 @@ def check_settings(
                 "SESSIONKIT_DEVICE_COOKIE_NAME must be a cookie name of its own "
                 f"(not the session's or the CSRF cookie's), not {device_cookie!r}.",
                 hint='The default is "sessionkit_device"; "__Host-device" on an '
-                "HTTPS-only site.",
+                "HTTPS-only site (with SESSION_COOKIE_SECURE = True).",
                 id="sessionkit.E021",
             )
         )
@@ -591,11 +591,38 @@ def check_session_cookie(
 
 def _host_prefix_warnings() -> list[CheckMessage]:
     name = settings.SESSION_COOKIE_NAME
+    # The device cookie takes Secure, Domain and Path from these settings too
+    # (devices.set_device_cookie), so one answer holds for both cookies.
     host_only = (
         settings.SESSION_COOKIE_SECURE
         and not settings.SESSION_COOKIE_DOMAIN
         and settings.SESSION_COOKIE_PATH == "/"
     )
+    warnings = _session_host_prefix_warnings(name, bool(host_only))
+    device_cookie = conf.DEVICE_COOKIE_NAME
+    if (
+        isinstance(device_cookie, str)
+        and device_cookie.startswith("__Host-")
+        and not host_only
+    ):
+        warnings.append(
+            Warning(
+                f"SESSIONKIT_DEVICE_COOKIE_NAME is {device_cookie!r}, but "
+                "browsers accept a __Host- cookie only with Secure, no Domain "
+                "and Path=/, which the device cookie takes from the "
+                "SESSION_COOKIE_* settings; this one would be rejected, so "
+                "every sign-in would come from a new device (and send the "
+                "new-device email).",
+                hint="Set SESSION_COOKIE_SECURE = True, SESSION_COOKIE_DOMAIN "
+                '= None and SESSION_COOKIE_PATH = "/", or use a name without '
+                'the prefix (the default is "sessionkit_device").',
+                id="sessionkit.W106",
+            )
+        )
+    return warnings
+
+
+def _session_host_prefix_warnings(name: str, host_only: bool) -> list[CheckMessage]:
     if name.startswith("__Host-"):
         if host_only:
             return []
