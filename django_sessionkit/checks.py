@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 from importlib import import_module
+from inspect import signature
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -542,6 +543,105 @@ def check_session_cache(
             )
         )
     return errors
+
+
+_DJANGO_REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+# The connection arguments of redis-py, and the OPTIONS that django-redis
+# turns into them.
+_TIMEOUTS = {
+    "socket_timeout": "SOCKET_TIMEOUT",
+    "socket_connect_timeout": "SOCKET_CONNECT_TIMEOUT",
+}
+_NOT_SET = object()
+
+
+def _redis_default_timeout() -> Any:
+    """What the installed redis-py waits without a timeout: ``None`` (for
+    ever) before redis-py 8, 5 seconds since."""
+    connection = _imported("redis.connection")
+    for name in ("AbstractConnection", "Connection"):
+        try:
+            init = getattr(connection, name).__init__
+            parameter = signature(init).parameters["socket_timeout"]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+        return parameter.default
+    return None
+
+
+def _timeout_setting(config: dict[str, Any], argument: str) -> Any:
+    """The value the session cache's settings give redis-py's ``argument``,
+    or ``_NOT_SET``: a URL query wins over the pool's keyword arguments,
+    which win over the cache's OPTIONS (as in redis-py and django-redis)."""
+    options = config.get("OPTIONS") or {}
+    for location in _locations(config)[:1]:
+        query = parse_qs(urlparse(location).query)
+        if argument in query:
+            return query[argument][-1]
+    if config.get("BACKEND") == _DJANGO_REDIS:
+        pool = options.get("CONNECTION_POOL_KWARGS") or {}
+        if argument in pool:
+            return pool[argument]
+        # django-redis passes only a true value on to redis-py.
+        return options.get(_TIMEOUTS[argument]) or _NOT_SET
+    return options.get(argument, _NOT_SET)
+
+
+def _is_positive(value: Any) -> bool:
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _waits(value: Any) -> str:
+    if value is None or not _is_positive(value):
+        return "for ever"
+    return f"{float(value):g} seconds"
+
+
+@register(TAG, Tags.caches, deploy=True)
+def check_session_cache_timeouts(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    # A deployment warning, not an error: the store stays correct without
+    # timeouts (it serves from the database when Redis fails), but a Redis
+    # that hangs without closing its connections would hold every request
+    # and every revocation for as long as the client waits.
+    if not _caching_engine():
+        return []
+    alias = settings.SESSION_CACHE_ALIAS
+    config = settings.CACHES.get(alias)
+    if config is None or config.get("BACKEND") not in (
+        _DJANGO_REDIS,
+        _DJANGO_REDIS_CACHE,
+    ):
+        return []
+    upper = config.get("BACKEND") == _DJANGO_REDIS
+    missing: list[tuple[str, str]] = []
+    for argument in _TIMEOUTS:
+        value = _timeout_setting(config, argument)
+        if _is_positive(value):
+            continue
+        waits = _waits(_redis_default_timeout() if value is _NOT_SET else value)
+        missing.append((_TIMEOUTS[argument] if upper else argument, waits))
+    if not missing:
+        return []
+    names = " and ".join(name for name, _ in missing)
+    waits = "; ".join(f"without {name} it waits {w}" for name, w in missing)
+    where = "OPTIONS" if upper else "OPTIONS (redis-py's connection arguments)"
+    return [
+        Warning(
+            f"The session cache {alias!r} does not set {names}: a Redis that "
+            "stops answering without closing its connections (a paused process, a "
+            "network partition) holds every request, and every revocation's "
+            f"tombstone writes, for as long as redis-py waits ({waits}).",
+            hint=f"Set {names} in the session "
+            f"cache's {where} to a fraction of a second, well above Redis's "
+            "usual answer time, for example 0.5.",
+            id="sessionkit.W107",
+        )
+    ]
 
 
 @register(TAG, Tags.security, deploy=True)
