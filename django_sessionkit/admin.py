@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Field, ForeignObjectRel, Model, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from django_sessionkit.models import Device, Session, SessionEvent
+from django_sessionkit.models import CachePurge, Device, Session, SessionEvent
 from django_sessionkit.revocation import revoke_device, revoke_session, revoke_sessions
 
 if TYPE_CHECKING:
@@ -20,10 +22,50 @@ else:
     _ModelAdmin = admin.ModelAdmin
 
 
+#: The columns no admin page shows, lists, searches or filters on: the hashes
+#: that find a session or a device, and the encoded session data. A list
+#: filter in the query string (``?key_hash__startswith=ab``) would otherwise
+#: let a view-only staff user recover them a character at a time.
+HIDDEN_FIELDS: frozenset[Field[Any, Any] | ForeignObjectRel] = frozenset(
+    model._meta.get_field(name)
+    for model, name in (
+        (Session, "key_hash"),
+        (Session, "previous_key_hash"),
+        (Session, "session_data"),
+        (Device, "token_hash"),
+        (CachePurge, "key_hash"),
+    )
+)
+
+
+def reaches_hidden_field(model: type[Model], lookup: str) -> bool:
+    """Whether ``lookup`` (``device__token_hash__startswith``), followed from
+    ``model`` across any relations, names one of :data:`HIDDEN_FIELDS`."""
+    for part in lookup.split(LOOKUP_SEP):
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            # A transform or lookup ("startswith"): the path ends here.
+            return False
+        if field in HIDDEN_FIELDS:
+            return True
+        if field.related_model is None or not field.is_relation:
+            return False
+        model = field.related_model
+    return False
+
+
 class ReadOnlyAdmin(_ModelAdmin):
     """Rows are written by the app itself; staff only read or remove them."""
 
     extra_search_fields: tuple[str, ...] = ()
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # Refused lookups make Django answer 400 (DisallowedModelAdminLookup),
+        # whatever list_filter a subclass declares.
+        if reaches_hidden_field(self.model, lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         # Whatever the user model calls its username field.

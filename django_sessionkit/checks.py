@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 from importlib import import_module
+from inspect import signature
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -154,7 +155,7 @@ def check_settings(
                 "SESSIONKIT_DEVICE_COOKIE_NAME must be a cookie name of its own "
                 f"(not the session's or the CSRF cookie's), not {device_cookie!r}.",
                 hint='The default is "sessionkit_device"; "__Host-device" on an '
-                "HTTPS-only site.",
+                "HTTPS-only site (with SESSION_COOKIE_SECURE = True).",
                 id="sessionkit.E021",
             )
         )
@@ -544,6 +545,105 @@ def check_session_cache(
     return errors
 
 
+_DJANGO_REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+# The connection arguments of redis-py, and the OPTIONS that django-redis
+# turns into them.
+_TIMEOUTS = {
+    "socket_timeout": "SOCKET_TIMEOUT",
+    "socket_connect_timeout": "SOCKET_CONNECT_TIMEOUT",
+}
+_NOT_SET = object()
+
+
+def _redis_default_timeout() -> Any:
+    """What the installed redis-py waits without a timeout: ``None`` (for
+    ever) before redis-py 8, 5 seconds since."""
+    connection = _imported("redis.connection")
+    for name in ("AbstractConnection", "Connection"):
+        try:
+            init = getattr(connection, name).__init__
+            parameter = signature(init).parameters["socket_timeout"]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+        return parameter.default
+    return None
+
+
+def _timeout_setting(config: dict[str, Any], argument: str) -> Any:
+    """The value the session cache's settings give redis-py's ``argument``,
+    or ``_NOT_SET``: a URL query wins over the pool's keyword arguments,
+    which win over the cache's OPTIONS (as in redis-py and django-redis)."""
+    options = config.get("OPTIONS") or {}
+    for location in _locations(config)[:1]:
+        query = parse_qs(urlparse(location).query)
+        if argument in query:
+            return query[argument][-1]
+    if config.get("BACKEND") == _DJANGO_REDIS:
+        pool = options.get("CONNECTION_POOL_KWARGS") or {}
+        if argument in pool:
+            return pool[argument]
+        # django-redis passes only a true value on to redis-py.
+        return options.get(_TIMEOUTS[argument]) or _NOT_SET
+    return options.get(argument, _NOT_SET)
+
+
+def _is_positive(value: Any) -> bool:
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _waits(value: Any) -> str:
+    if value is None or not _is_positive(value):
+        return "for ever"
+    return f"{float(value):g} seconds"
+
+
+@register(TAG, Tags.caches, deploy=True)
+def check_session_cache_timeouts(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    # A deployment warning, not an error: the store stays correct without
+    # timeouts (it serves from the database when Redis fails), but a Redis
+    # that hangs without closing its connections would hold every request
+    # and every revocation for as long as the client waits.
+    if not _caching_engine():
+        return []
+    alias = settings.SESSION_CACHE_ALIAS
+    config = settings.CACHES.get(alias)
+    if config is None or config.get("BACKEND") not in (
+        _DJANGO_REDIS,
+        _DJANGO_REDIS_CACHE,
+    ):
+        return []
+    upper = config.get("BACKEND") == _DJANGO_REDIS
+    missing: list[tuple[str, str]] = []
+    for argument in _TIMEOUTS:
+        value = _timeout_setting(config, argument)
+        if _is_positive(value):
+            continue
+        waits = _waits(_redis_default_timeout() if value is _NOT_SET else value)
+        missing.append((_TIMEOUTS[argument] if upper else argument, waits))
+    if not missing:
+        return []
+    names = " and ".join(name for name, _ in missing)
+    waits = "; ".join(f"without {name} it waits {w}" for name, w in missing)
+    where = "OPTIONS" if upper else "OPTIONS (redis-py's connection arguments)"
+    return [
+        Warning(
+            f"The session cache {alias!r} does not set {names}: a Redis that "
+            "stops answering without closing its connections (a paused process, a "
+            "network partition) holds every request, and every revocation's "
+            f"tombstone writes, for as long as redis-py waits ({waits}).",
+            hint=f"Set {names} in the session "
+            f"cache's {where} to a fraction of a second, well above Redis's "
+            "usual answer time, for example 0.5.",
+            id="sessionkit.W107",
+        )
+    ]
+
+
 @register(TAG, Tags.security, deploy=True)
 def check_session_cookie(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
@@ -591,11 +691,38 @@ def check_session_cookie(
 
 def _host_prefix_warnings() -> list[CheckMessage]:
     name = settings.SESSION_COOKIE_NAME
+    # The device cookie takes Secure, Domain and Path from these settings too
+    # (devices.set_device_cookie), so one answer holds for both cookies.
     host_only = (
         settings.SESSION_COOKIE_SECURE
         and not settings.SESSION_COOKIE_DOMAIN
         and settings.SESSION_COOKIE_PATH == "/"
     )
+    warnings = _session_host_prefix_warnings(name, bool(host_only))
+    device_cookie = conf.DEVICE_COOKIE_NAME
+    if (
+        isinstance(device_cookie, str)
+        and device_cookie.startswith("__Host-")
+        and not host_only
+    ):
+        warnings.append(
+            Warning(
+                f"SESSIONKIT_DEVICE_COOKIE_NAME is {device_cookie!r}, but "
+                "browsers accept a __Host- cookie only with Secure, no Domain "
+                "and Path=/, which the device cookie takes from the "
+                "SESSION_COOKIE_* settings; this one would be rejected, so "
+                "every sign-in would come from a new device (and send the "
+                "new-device email).",
+                hint="Set SESSION_COOKIE_SECURE = True, SESSION_COOKIE_DOMAIN "
+                '= None and SESSION_COOKIE_PATH = "/", or use a name without '
+                'the prefix (the default is "sessionkit_device").',
+                id="sessionkit.W106",
+            )
+        )
+    return warnings
+
+
+def _session_host_prefix_warnings(name: str, host_only: bool) -> list[CheckMessage]:
     if name.startswith("__Host-"):
         if host_only:
             return []

@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from django_sessionkit import client
 from django_sessionkit.conf import conf
@@ -190,6 +191,80 @@ def set_device_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
 
 # -- The new-device email ---------------------------------------------------------
 
+#: The browsers (ua-parser's family names) the new-device email names. Any
+#: other is "an unrecognised browser": ua-parser copies text of the
+#: User-Agent into some families (a bot's or an app's name), and whoever
+#: signs in chooses that header, so only these fixed names reach the email.
+EMAIL_BROWSERS = frozenset(
+    {
+        "Android",
+        "Chrome",
+        "Chrome Mobile",
+        "Chrome Mobile iOS",
+        "Chrome Mobile WebView",
+        "Chromium",
+        "DuckDuckGo Mobile",
+        "Edge",
+        "Edge Mobile",
+        "Firefox",
+        "Firefox Mobile",
+        "Firefox iOS",
+        "IE",
+        "Mobile Safari",
+        "Mobile Safari UI/WKWebView",
+        "Opera",
+        "Opera Mini",
+        "Opera Mobile",
+        "Safari",
+        "Samsung Internet",
+        "UC Browser",
+        "Vivaldi",
+        "Yandex Browser",
+    }
+)
+#: The operating systems (ua-parser's family names) the email names.
+EMAIL_OPERATING_SYSTEMS = frozenset(
+    {
+        "Android",
+        "Chrome OS",
+        "Debian",
+        "Fedora",
+        "FreeBSD",
+        "Linux",
+        "Mac OS X",
+        "Ubuntu",
+        "Windows",
+        "iOS",
+    }
+)
+# A version as ua-parser writes it: numbers only, so no words of the sender.
+_VERSION = re.compile(r"\d{1,6}(?:\.\d{1,6}){0,3}")
+
+
+def _recognised(name: str, families: frozenset[str]) -> str | None:
+    # ``name`` is what Device stores: a family, then its version, if any.
+    for family in families:
+        if name == family:
+            return name
+        rest = name.removeprefix(family + " ")
+        if rest != name and _VERSION.fullmatch(rest):
+            return name
+    return None
+
+
+def email_device_names(device: Device) -> tuple[str, str]:
+    """The browser and operating system of ``device`` as the new-device email
+    names them: a name from :data:`EMAIL_BROWSERS` (or
+    :data:`EMAIL_OPERATING_SYSTEMS`) with its version, else "an unrecognised
+    browser" (or "an unrecognised operating system"). Never text of the
+    User-Agent beyond those names and the version's numbers."""
+    browser = _recognised(device.browser, EMAIL_BROWSERS)
+    os = _recognised(device.os, EMAIL_OPERATING_SYSTEMS)
+    return (
+        browser or gettext("an unrecognised browser"),
+        os or gettext("an unrecognised operating system"),
+    )
+
 
 def sessions_page_url(request: HttpRequest | None) -> str | None:
     """The absolute URL of the sessions page (``sessionkit:sessions``), or
@@ -215,10 +290,11 @@ def notify_new_device(
     Sent only with ``SESSIONKIT_NOTIFY_NEW_DEVICE`` and when the user has an
     email address. The subject and body come from the templates
     ``django_sessionkit/email/new_device_subject.txt`` and
-    ``new_device_body.txt``, with ``user``, ``device`` and ``sessions_url``
-    (the sessions page's absolute URL, built from ``request``, or ``None``)
-    in their context. A failure to send is logged, never raised: the
-    sign-in goes on.
+    ``new_device_body.txt``, with ``user``, ``device``, ``browser`` and
+    ``os`` (from :func:`email_device_names`; the device's own labels may
+    repeat text of the User-Agent) and ``sessions_url`` (the sessions page's
+    absolute URL, built from ``request``, or ``None``) in their context. A
+    failure to send is logged, never raised: the sign-in goes on.
     """
     if not conf.NOTIFY_NEW_DEVICE:
         return False
@@ -226,9 +302,12 @@ def notify_new_device(
     address = getattr(user, email_field, "")
     if not address:
         return False
+    browser, os = email_device_names(device)
     context = {
         "user": user,
         "device": device,
+        "browser": browser,
+        "os": os,
         "sessions_url": sessions_page_url(request),
     }
     # A subject is one line: a header must not be split.

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
+from django.contrib import admin
+from django.contrib.auth.models import Permission, User
+from django.http import HttpRequest
+from django.test import Client, RequestFactory
 
+from django_sessionkit.admin import (
+    HIDDEN_FIELDS,
+    DeviceAdmin,
+    SessionAdmin,
+    SessionEventAdmin,
+)
 from django_sessionkit.models import Device, Session, SessionEvent
 from django_sessionkit.signals import session_revoked
 
@@ -148,3 +156,121 @@ def test_admin_device_page_shows_no_token_hash(staff: Client) -> None:
     assert device.token_hash not in page.content.decode()
     listing = staff.get("/admin/sessionkit/device/")
     assert device.token_hash not in listing.content.decode()
+
+
+# -- Hidden columns: no lookup reaches them ----------------------------------------
+
+
+@pytest.fixture
+def viewer() -> Client:
+    """A staff user who may only view the app's rows."""
+    user = User.objects.create_user("viewer", password=PASSWORD, is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="sessionkit", codename__startswith="view_"
+        )
+    )
+    client = Client()
+    client.post("/login/", {"username": "viewer", "password": PASSWORD})
+    return client
+
+
+# What a guess at the first characters of each hidden column looks like.
+def _prefixes() -> dict[str, str]:
+    session = Session.objects.get(user__username="alice")
+    device = Device.objects.get(user__username="alice")
+    assert device.token_hash
+    return {
+        "session_data": session.session_data[:2],
+        "key_hash": session.key_hash[:2],
+        "previous_key_hash": "",
+        "token_hash": device.token_hash[:2],
+    }
+
+
+HIDDEN_LOOKUPS = [
+    ("session", "session_data__startswith", "session_data"),
+    ("session", "session_data", "session_data"),
+    ("session", "key_hash__startswith", "key_hash"),
+    ("session", "key_hash__regex", "key_hash"),
+    ("session", "previous_key_hash__isnull", "previous_key_hash"),
+    ("session", "device__token_hash__startswith", "token_hash"),
+    ("session", "user__sessionkit_sessions__session_data__startswith", "session_data"),
+    ("device", "token_hash__startswith", "token_hash"),
+    ("device", "token_hash", "token_hash"),
+    ("device", "sessions__session_data__startswith", "session_data"),
+    ("device", "sessions__key_hash__startswith", "key_hash"),
+    ("device", "user__sessionkit_devices__token_hash__startswith", "token_hash"),
+    ("sessionevent", "device__token_hash__startswith", "token_hash"),
+    ("sessionevent", "device__sessions__session_data__startswith", "session_data"),
+    ("sessionevent", "user__sessionkit_sessions__key_hash__startswith", "key_hash"),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "lookup", "column"), HIDDEN_LOOKUPS, ids=[c[1] for c in HIDDEN_LOOKUPS]
+)
+def test_admin_lookup_on_hidden_column_refused(
+    viewer: Client, model: str, lookup: str, column: str
+) -> None:
+    signed_in("alice")
+    value = "True" if lookup.endswith("__isnull") else _prefixes()[column]
+    changelist = f"/admin/sessionkit/{model}/"
+    assert viewer.get(changelist).status_code == 200
+    response = viewer.get(changelist, {lookup: value})
+    # Django answers DisallowedModelAdminLookup with 400.
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("model", "lookup", "value"),
+    [
+        ("session", "expire_date__isnull", "False"),
+        ("session", "user__id__exact", "1"),
+        ("device", "kind__exact", "desktop"),
+        ("sessionevent", "kind__exact", "login"),
+    ],
+)
+def test_admin_lookup_on_shown_column_allowed(
+    viewer: Client, model: str, lookup: str, value: str
+) -> None:
+    signed_in("alice")
+    response = viewer.get(f"/admin/sessionkit/{model}/", {lookup: value})
+    assert response.status_code == 200
+
+
+def test_admin_lookup_on_hidden_column_refused_even_when_listed() -> None:
+    # Django itself refuses a lookup across relations unless list_filter
+    # names it; a project's subclass that does must still not open a
+    # hidden column.
+    class WideSessionAdmin(SessionAdmin):
+        def get_list_filter(self, request: HttpRequest) -> tuple[str, ...]:
+            return ("device__token_hash", "user__sessionkit_sessions__key_hash")
+
+    model_admin = WideSessionAdmin(Session, admin.AdminSite())
+    request = RequestFactory().get("/")
+    for lookup in ("device__token_hash", "user__sessionkit_sessions__key_hash"):
+        assert not model_admin.lookup_allowed(lookup, "ab", request)
+    assert model_admin.lookup_allowed("device__id__exact", "1", request)
+
+
+def test_admin_hidden_columns_never_listed_searched_or_shown(viewer: Client) -> None:
+    request = RequestFactory().get("/")
+    request.user = User.objects.get(username="viewer")
+    names = {field.name for field in HIDDEN_FIELDS}
+    assert names == {"session_data", "key_hash", "previous_key_hash", "token_hash"}
+    registered = [
+        model_admin
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.app_label == "sessionkit"
+    ]
+    admins = {SessionAdmin, DeviceAdmin, SessionEventAdmin}
+    assert {type(a) for a in registered} == admins
+    for model_admin in registered:
+        shown = {
+            *model_admin.get_list_display(request),
+            *model_admin.get_list_filter(request),
+            *model_admin.get_search_fields(request),
+            *model_admin.get_fields(request),
+        }
+        assert not shown & names, type(model_admin)

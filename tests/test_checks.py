@@ -498,6 +498,48 @@ def test_host_prefix_that_browsers_reject_warns(extra: dict[str, Any]) -> None:
     assert "sessionkit.W104" not in found
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"SESSION_COOKIE_SECURE": False},
+        {"SESSION_COOKIE_SECURE": True, "SESSION_COOKIE_PATH": "/app/"},
+        {"SESSION_COOKIE_SECURE": True, "SESSION_COOKIE_DOMAIN": "example.com"},
+    ],
+    ids=["not_secure", "path", "domain"],
+)
+def test_host_prefix_device_cookie_that_browsers_reject_warns(
+    extra: dict[str, Any],
+) -> None:
+    # The device cookie takes Secure, Domain and Path from the session
+    # cookie's settings (devices.set_device_cookie).
+    with override_settings(SESSIONKIT_DEVICE_COOKIE_NAME="__Host-device", **extra):
+        found = check_session_cookie()
+    [warning] = [m for m in found if m.id == "sessionkit.W106"]
+    assert warning.level == checks.WARNING
+    assert "'__Host-device'" in warning.msg
+    assert "SESSIONKIT_DEVICE_COOKIE_NAME" in warning.msg
+    assert "SESSION_COOKIE_SECURE" in (warning.hint or "")
+    assert "sessionkit.W105" not in ids(found)
+
+
+def test_host_prefix_device_cookie_with_secure_ok() -> None:
+    with override_settings(
+        SESSIONKIT_DEVICE_COOKIE_NAME="__Host-device",
+        SESSION_COOKIE_NAME="__Host-sessionid",
+        SESSION_COOKIE_SECURE=True,
+    ):
+        assert check_session_cookie() == []
+
+
+@pytest.mark.django_db
+@override_settings(
+    SESSIONKIT_DEVICE_COOKIE_NAME="__Host-device", SESSION_COOKIE_SECURE=False
+)
+def test_host_prefix_device_cookie_checked_only_with_deploy() -> None:
+    assert "sessionkit.W106" not in ids(checks.run_checks())
+    assert "sessionkit.W106" in ids(checks.run_checks(include_deployment_checks=True))
+
+
 @pytest.mark.django_db
 @override_settings(SESSION_COOKIE_SECURE=False, SESSION_COOKIE_HTTPONLY=False)
 def test_weak_secure_and_httponly_reported_by_django_deploy_checks() -> None:

@@ -1,4 +1,5 @@
-"""System checks of the session cache (E014-E017, W002): the cached store only."""
+"""System checks of the session cache (E014-E017, W002, W107): the cached
+store only."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from typing import Any
 
 import pytest
 from django.core import checks
+from django.core.cache import caches
 from django.test import override_settings
 
 from django_sessionkit.backends import cached_db
-from django_sessionkit.checks import check_session_cache, check_session_engine
+from django_sessionkit.checks import (
+    check_session_cache,
+    check_session_cache_timeouts,
+    check_session_engine,
+)
 
 CACHED = "django_sessionkit.backends.cached_db"
 CACHE_IDS = {
@@ -323,3 +329,142 @@ def test_run_checks_reports_cache_problems() -> None:
     with cached():
         found = ids(checks.run_checks(tags=["sessionkit"]))
     assert [i for i in found if i in CACHE_IDS] == []
+
+
+# -- W107: no socket timeouts (check --deploy) -----------------------------------------
+
+BOTH = {"SOCKET_TIMEOUT": 0.5, "SOCKET_CONNECT_TIMEOUT": 0.5}
+BOTH_LOWER = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+QUERY = "?socket_timeout=0.5&socket_connect_timeout=0.5"
+
+# Each config names a database of its own: django-redis keeps one pool per
+# URL for the whole process.
+TIMEOUT_CASES: list[tuple[str, dict[str, Any], bool]] = [
+    ("django_redis_none", redis_cache(LOCATION=f"{PRIMARY[:-1]}2"), True),
+    (
+        "django_redis_both",
+        redis_cache(LOCATION=f"{PRIMARY[:-1]}3", OPTIONS=BOTH),
+        False,
+    ),
+    (
+        "django_redis_read_only",
+        redis_cache(LOCATION=f"{PRIMARY[:-1]}4", OPTIONS={"SOCKET_TIMEOUT": 0.5}),
+        True,
+    ),
+    (
+        "django_redis_zero",
+        redis_cache(
+            LOCATION=f"{PRIMARY[:-1]}5",
+            OPTIONS={"SOCKET_TIMEOUT": 0, "SOCKET_CONNECT_TIMEOUT": 0.5},
+        ),
+        True,
+    ),
+    (
+        "django_redis_pool_kwargs",
+        redis_cache(
+            LOCATION=f"{PRIMARY[:-1]}6", OPTIONS={"CONNECTION_POOL_KWARGS": BOTH_LOWER}
+        ),
+        False,
+    ),
+    ("django_redis_url", redis_cache(LOCATION=f"{PRIMARY[:-1]}7{QUERY}"), False),
+    ("django_none", {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": PRIMARY}, True),
+    (
+        "django_both",
+        {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": PRIMARY, "OPTIONS": BOTH_LOWER},
+        False,
+    ),
+    (
+        "django_explicit_none",
+        {
+            "BACKEND": DJANGO_BUILTIN_REDIS,
+            "LOCATION": PRIMARY,
+            "OPTIONS": {"socket_timeout": None, "socket_connect_timeout": 0.5},
+        },
+        True,
+    ),
+    (
+        "django_url",
+        {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": f"{PRIMARY}{QUERY}"},
+        False,
+    ),
+]
+
+
+def connection_timeouts(alias: str = "sessions") -> tuple[Any, Any]:
+    """The read and connect timeouts of a connection the cache would open
+    (made by the real client, not opened)."""
+    cache: Any = caches.create_connection(alias)
+    if hasattr(cache, "_cache"):  # Django's RedisCache
+        pool = cache._cache._get_connection_pool(True)
+    else:  # django-redis
+        pool = cache.client.get_client(write=True).connection_pool
+    connection = pool.make_connection()
+    return connection.socket_timeout, connection.socket_connect_timeout
+
+
+@pytest.mark.parametrize(
+    ("cache", "warns"),
+    [(cache, warns) for _, cache, warns in TIMEOUT_CASES],
+    ids=[name for name, _, _ in TIMEOUT_CASES],
+)
+def test_session_cache_without_socket_timeouts_warns(
+    cache: dict[str, Any], warns: bool
+) -> None:
+    with cached(cache):
+        found = check_session_cache_timeouts()
+        timeouts = connection_timeouts()
+    # The check agrees with what redis-py would do: quiet exactly when both
+    # of the connection's timeouts are the ones the settings chose.
+    assert timeouts == (0.5, 0.5) or warns
+    assert timeouts != (0.5, 0.5) or not warns
+    if not warns:
+        assert found == []
+        return
+    warning = only(found, "sessionkit.W107")
+    assert warning.level == checks.WARNING
+    assert "'sessions'" in warning.msg
+    assert warning.hint
+
+
+def test_session_cache_timeout_warning_says_what_redis_py_waits() -> None:
+    with cached(redis_cache(LOCATION=f"{PRIMARY[:-1]}8")):
+        warning = only(check_session_cache_timeouts(), "sessionkit.W107")
+        default, _ = connection_timeouts()
+    assert "SOCKET_TIMEOUT" in warning.msg
+    assert "SOCKET_CONNECT_TIMEOUT" in warning.msg
+    waits = "for ever" if default is None else f"{default:g} seconds"
+    assert waits in warning.msg
+    explicit_none = {
+        "BACKEND": DJANGO_BUILTIN_REDIS,
+        "LOCATION": PRIMARY,
+        "OPTIONS": {"socket_timeout": None, "socket_connect_timeout": 0.5},
+    }
+    with cached(explicit_none):
+        warning = only(check_session_cache_timeouts(), "sessionkit.W107")
+        assert connection_timeouts()[0] is None
+    assert "socket_timeout" in warning.msg
+    assert "for ever" in warning.msg
+
+
+@pytest.mark.parametrize(
+    "engine", ["django_sessionkit.backends.db", "django.contrib.sessions.backends.db"]
+)
+def test_session_cache_timeouts_not_checked_without_cached_store(engine: str) -> None:
+    with cached(engine=engine):
+        assert check_session_cache_timeouts() == []
+
+
+@pytest.mark.parametrize("backend", [LOCMEM, DUMMY])
+def test_session_cache_timeouts_not_checked_for_other_caches(backend: str) -> None:
+    with cached({"BACKEND": backend}):
+        assert check_session_cache_timeouts() == []
+    with cached(alias="nope"):
+        assert check_session_cache_timeouts() == []
+
+
+@pytest.mark.django_db
+def test_session_cache_timeouts_checked_only_with_deploy() -> None:
+    with cached(redis_cache(LOCATION=f"{PRIMARY[:-1]}9")):
+        assert "sessionkit.W107" not in ids(checks.run_checks())
+        deploy = checks.run_checks(include_deployment_checks=True)
+        assert "sessionkit.W107" in ids(deploy)

@@ -425,7 +425,83 @@ def test_new_device_email_without_stored_ip(alice: User) -> None:
     [message] = mail.outbox
     assert "127.0.0.1" not in message.body
     assert "not stored" in message.body
-    assert "Unknown" in message.body
+    assert "an unrecognised browser" in message.body
+
+
+# User agents whose sender chose what the parser reports: the first is the
+# issue's; ua-parser copies the text before "Bot" into the browser family,
+# and an Android model name into the device family.
+CRAFTED = [
+    "Mozilla/5.0 (Windows NT 10.0) This sign-in was our security team "
+    "- no action needed/1.0",
+    "Mozilla/5.0 (Windows NT 10.0) This sign-in was our security team "
+    "- no action needed Bot/1.0",
+    "Mozilla/5.0 (compatible; Our-security-team-no-action-needed-bot/1.0)",
+    "Mozilla/5.0 (Linux; U; Android 4.0; This sign-in was our security team "
+    "- no action needed Build/X) AppleWebKit/534.30 (KHTML, like Gecko) "
+    "Version/4.0 Mobile Safari/534.30",
+]
+
+
+@override_settings(SESSIONKIT_NOTIFY_NEW_DEVICE=True)
+@pytest.mark.parametrize("user_agent", CRAFTED, ids=["issue", "bot", "bot2", "model"])
+def test_new_device_email_crafted_user_agent_repeats_none_of_it(
+    alice: User, user_agent: str
+) -> None:
+    sign_in(Client(), user_agent=user_agent)
+    [message] = mail.outbox
+    text = f"{message.subject}\n{message.body}".lower()
+    for alternative in getattr(message, "alternatives", []):
+        text += str(alternative[0]).lower()
+    assert "security" not in text
+    assert "action" not in text
+    assert "new device" in text
+
+
+@override_settings(SESSIONKIT_NOTIFY_NEW_DEVICE=True)
+def test_new_device_email_unrecognised_browser_says_so(alice: User) -> None:
+    sign_in(Client(), user_agent=CRAFTED[1])
+    [message] = mail.outbox
+    assert "an unrecognised browser on Windows 10." in message.body
+    # What the device row holds is the parser's, shown on the sessions page.
+    assert "security team" in Device.objects.get().browser
+
+
+EDGE = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"
+)
+MAC_SAFARI = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Safari/605.1.15"
+)
+SAMSUNG = (
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36"
+)
+
+
+@override_settings(SESSIONKIT_NOTIFY_NEW_DEVICE=True)
+@pytest.mark.parametrize(
+    ("user_agent", "expected"),
+    [
+        (CHROME, "Chrome 120.0.0 on Windows 10"),
+        (FIREFOX, "Firefox 121.0 on Linux"),
+        (IPHONE, "Mobile Safari 17.1 on iOS 17.1"),
+        (IPAD, "Mobile Safari 16.0 on iOS 16.0"),
+        (EDGE, "Edge 120.0.0 on Windows 10"),
+        (MAC_SAFARI, "Safari 17.1 on Mac OS X 10.15.7"),
+        (SAMSUNG, "Samsung Internet 23.0 on Android 14"),
+        ("garbage", "an unrecognised browser on an unrecognised operating system"),
+    ],
+    ids=["chrome", "firefox", "iphone", "ipad", "edge", "safari", "samsung", "none"],
+)
+def test_new_device_email_names_recognised_browsers(
+    alice: User, user_agent: str, expected: str
+) -> None:
+    sign_in(Client(), user_agent=user_agent)
+    [message] = mail.outbox
+    assert f"from a new device: {expected}." in message.body
 
 
 @override_settings(SESSIONKIT_NOTIFY_NEW_DEVICE=True)
