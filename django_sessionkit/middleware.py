@@ -53,6 +53,7 @@ from django_sessionkit.revocation import (
     expire_session,
     revoke_session,
 )
+from django_sessionkit.shield import finish
 
 EXPIRED_MESSAGES = {
     "idle": _("You were signed out after a period of inactivity."),
@@ -419,15 +420,23 @@ class SessionKitMiddleware:
         _forget(request, store)
         return _expired_answer(request, reason)
 
+    @staticmethod
+    async def _arotate_for_privilege(
+        request: HttpRequest, store: SessionStore, record: Session
+    ) -> None:
+        # One shielded call: a cancelled request must not leave the new key
+        # without its event and signal.
+        await store.acycle_key()
+        subject = await Subject.aof(record)
+        await aemit(Kind.ROTATE, [subject], reason="privilege", request=request)
+
     async def _aafter(self, request: HttpRequest, store: SessionStore) -> None:
         state: State | None = getattr(request, "sessionkit_state", None)
         if state is None:
             return
         rotation = self._plan_response(request, state)
         if rotation == "privilege":
-            await store.acycle_key()
-            subject = await Subject.aof(state.record)
-            await aemit(Kind.ROTATE, [subject], reason=rotation, request=request)
+            await finish(self._arotate_for_privilege(request, store, state.record))
         elif rotation == "interval":
             store.schedule_rotation()
         elif not store.modified and store._active_at is not None:
