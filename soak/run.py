@@ -580,7 +580,8 @@ class Faults:
                     client.drop(target)
                     return
         assert target.session_id is not None
-        server = client.server()
+        # The two servers in turn.
+        server = run.servers[self.done["die"] % len(run.servers)]
         run.log(f"fault: worker of {server.name} killed inside a revocation")
         answer = run.request(
             server,
@@ -883,6 +884,7 @@ def report(run: Run, faults: Faults, elapsed: float) -> bool:
             f["killed_sessions_accepted"],
             f["killed_sessions_accepted"] == 0,
         ),
+        ("  probes that served it after the bound", f["killed_probes_accepted"], True),
         (
             "  probes served before that bound (allowed)",
             f["killed_served_within_bound"],
