@@ -40,6 +40,7 @@ import argparse
 import http.client
 import io
 import json
+import math
 import os
 import random
 import signal
@@ -281,7 +282,8 @@ class Run:
     def during_fault(self, start: float, end: float) -> bool:
         with self.windows_lock:
             return any(
-                start < (w_end or float("inf")) + FAULT_MARGIN and end > w_start
+                start < (math.inf if w_end is None else w_end) + FAULT_MARGIN
+                and end > w_start
                 for w_start, w_end in self.windows
             )
 
@@ -596,6 +598,14 @@ class Faults:
         client.drop(target)
         if answer is not None:
             run.figures.add("die_not_killed", sample=f"{answer.status} {answer.body}")
+            if answer.status == 200 and answer.body.get("revoked") is True:
+                # Revoked all the same: its event and its probes count.
+                with run.revoked_lock:
+                    run.revoked.append(
+                        Revoked(
+                            dict(target.cookies), target.session_id, killed_at, False
+                        )
+                    )
             return
         run.figures.add("killed_revocations")
         revoked = Revoked(
