@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test conformance docs lint typecheck package-check bench clean
+.PHONY: demo test conformance soak docs lint typecheck package-check bench clean
 
 $(PY):
 	python=$$(scripts/find-python 12) && "$$python" -m venv $(VENV)
@@ -34,6 +34,11 @@ test: $(VENV)/.installed-test
 
 conformance: $(VENV)/.installed-test
 	$(PY) conformance/run.py
+
+# Two gunicorn servers, a private Redis and PostgreSQL database, faults
+# (docs/security.rst, "Fault-and-load run"); CI runs `soak/run.py --short`.
+soak: $(VENV)/.installed-test
+	$(PY) soak/run.py
 
 docs: $(VENV)/.installed-docs
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html

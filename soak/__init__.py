@@ -1,0 +1,1 @@
+"""The fault-and-load run (``make soak``): a small site and its driver, ``run.py``."""

@@ -1,0 +1,11 @@
+"""The WSGI application that gunicorn serves (``soak.wsgi:application``)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soak.settings")
+
+application = get_wsgi_application()
