@@ -17,8 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.models import AnonymousUser
-from django.contrib.auth.signals import user_logged_out
 from django.db import router
 from django.db.models import Q, QuerySet
 from django.http import (
@@ -45,7 +43,11 @@ from django_sessionkit.forms import DeviceNameForm
 from django_sessionkit.middleware import wants_json
 from django_sessionkit.models import UNKNOWN, Device, Session, SessionEvent
 from django_sessionkit.policy import utc_iso
-from django_sessionkit.reauth import recent_auth_required, sign_in_response
+from django_sessionkit.reauth import (
+    recent_auth_required,
+    sign_in_response,
+    signed_out,
+)
 from django_sessionkit.revocation import (
     revoke_device,
     revoke_session,
@@ -410,16 +412,8 @@ def _done(request: HttpRequest, payload: dict[str, Any], message: str) -> HttpRe
 
 
 def _signed_out_here(request: HttpRequest, revoked: int) -> HttpResponse:
-    """The request's own session was revoked: finish signing it out.
-
-    As ``logout()`` does, but after the revocation and without a second
-    (``logout``) event: the session is flushed, ``user_logged_out`` is sent
-    and the request becomes anonymous.
-    """
-    user = request.user
-    request.session.flush()
-    user_logged_out.send(sender=type(user), request=request, user=user)
-    request.user = AnonymousUser()
+    """The request's own session was revoked: finish signing it out."""
+    signed_out(request)
     login_url = resolve_url(settings.LOGIN_URL)
     if wants_json(request):
         return JsonResponse(
