@@ -35,11 +35,11 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from django_sessionkit.forms import DeviceNameForm
+from django_sessionkit.json_errors import json_errors
 from django_sessionkit.middleware import wants_json
 from django_sessionkit.models import UNKNOWN, Device, Session, SessionEvent
 from django_sessionkit.policy import utc_iso
@@ -90,6 +90,7 @@ EXPORT_SESSION_FIELDS: tuple[str, ...] = (
     "remember_me",
     "rotated_at",
     "rotate_due",
+    "signed_in_by_import",
 )
 EXPORT_EVENT_FIELDS: tuple[str, ...] = (
     "id",
@@ -425,7 +426,7 @@ def _signed_out_here(request: HttpRequest, revoked: int) -> HttpResponse:
 
 @never_cache
 @require_POST
-@csrf_protect
+@json_errors()
 @recent_auth_required()
 def sign_out_session(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke one session of the user; signing out the current one signs the
@@ -440,7 +441,7 @@ def sign_out_session(request: HttpRequest, pk: int) -> HttpResponse:
 
 @never_cache
 @require_POST
-@csrf_protect
+@json_errors()
 @recent_auth_required()
 def sign_out_device(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke every session of one of the user's devices and forget its token."""
@@ -460,7 +461,7 @@ def sign_out_device(request: HttpRequest, pk: int) -> HttpResponse:
 
 @never_cache
 @require_POST
-@csrf_protect
+@json_errors()
 @recent_auth_required()
 def sign_out_others(request: HttpRequest) -> HttpResponse:
     """Revoke every session of the user except the current one."""
@@ -480,7 +481,7 @@ def sign_out_others(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @require_POST
-@csrf_protect
+@json_errors()
 @recent_auth_required()
 def rename_device(request: HttpRequest, pk: int) -> HttpResponse:
     """Name one of the user's devices; an empty name restores the automatic one."""
@@ -563,10 +564,13 @@ def export_data(user: Any, *, current: Session | None = None) -> dict[str, Any]:
 
 @never_cache
 @require_safe
+@recent_auth_required()
 def export(request: HttpRequest) -> HttpResponseBase:
-    """Download everything stored about the user's devices and sessions (JSON)."""
-    if not request.user.is_authenticated:
-        return sign_in_response(request)
+    """Download everything stored about the user's devices and sessions (JSON).
+
+    It holds every address and user agent: like the actions, it needs a
+    recent authentication.
+    """
     data = export_data(request.user, current=current_record(request))
     response = JsonResponse(data, json_dumps_params={"indent": 2})
     filename = f"sessionkit-{timezone.localdate().isoformat()}.json"

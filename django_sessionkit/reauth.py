@@ -35,12 +35,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from django_sessionkit.conf import conf, to_timedelta
 from django_sessionkit.forms import ReauthenticationForm
+from django_sessionkit.json_errors import json_errors
 from django_sessionkit.middleware import wants_json
 from django_sessionkit.policy import CLOCK_SKEW, utc_iso
 from django_sessionkit.reauth_limits import REVOKE_REASON, locked_until
@@ -366,7 +366,7 @@ def _revoked_response(request: HttpRequest) -> HttpResponseBase:
 
 
 @sensitive_post_parameters("password")
-@csrf_protect
+@json_errors()
 @never_cache
 @require_http_methods(["GET", "POST"])
 def reauthenticate(request: HttpRequest) -> HttpResponseBase:

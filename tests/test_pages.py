@@ -803,6 +803,35 @@ def test_action_without_csrf_token_is_403(alice: User, action: str) -> None:
     assert whoami(here) == "alice"
 
 
+@pytest.mark.parametrize("action", ACTIONS)
+def test_action_without_csrf_token_json_403(alice: User, action: str) -> None:
+    here = browser(enforce_csrf_checks=True)
+    browser(user_agent=IPHONE)
+    before = state()
+    response = here.post(url_of(action, here), {"name": "x"}, headers=JSON)
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": "csrf_failed"}
+    assert state() == before
+    assert whoami(here) == "alice"
+
+
+@pytest.mark.parametrize("action", ID_ACTIONS)
+def test_action_unknown_id_json_404(alice: User, bob: User, action: str) -> None:
+    here = browser(enforce_csrf_checks=True)
+    text(here.get(PAGE))
+    token = {"X-CSRFToken": here.cookies[settings.CSRF_COOKIE_NAME].value}
+    for url in (url_of(action, browser("bob")), action_urls(10**9, 10**9)[action]):
+        response = here.post(url, {"name": "x"}, headers={**JSON, **token})
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"error": "not_found"}
+        # A page still gets the site's own 404 page.
+        response = here.post(url, {"name": "x"}, headers=token)
+        assert response.status_code == 404
+        assert response["Content-Type"].startswith("text/html")
+
+
 def test_action_with_csrf_token_from_page(alice: User) -> None:
     here = browser(enforce_csrf_checks=True)
     other = browser(user_agent=IPHONE)
@@ -959,6 +988,23 @@ def test_export_respects_storage_settings(alice: User) -> None:
 def test_export_anonymous() -> None:
     assert Client().get(EXPORT).status_code == 302
     assert Client().get(EXPORT, headers=JSON).status_code == 401
+
+
+def test_export_stale_authentication_asks_again(alice: User) -> None:
+    here = browser()
+    stale(here)
+    response = here.get(EXPORT)
+    assert response.status_code == 302
+    assert response["Location"] == f"{REAUTH_URL}?next={EXPORT}"
+    response = here.get(EXPORT, headers=JSON)
+    assert response.status_code == 403
+    assert response.json()["error"] == "reauthentication_required"
+    assert b"127.0.0.1" not in response.content
+    response = here.post(REAUTH_URL, {"password": PASSWORD, "next": EXPORT})
+    assert response["Location"] == EXPORT
+    response = here.get(EXPORT)
+    assert response.status_code == 200
+    assert json.loads(response.content)["user"]["username"] == "alice"
 
 
 def test_export_post_not_allowed(alice: User) -> None:

@@ -631,6 +631,17 @@ def test_reauthenticate_post_requires_csrf_token(alice: User) -> None:
     assert key_of(client) != key
 
 
+def test_reauthenticate_post_without_csrf_token_json_403(alice: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    sign_in(client)
+    key = key_of(client)
+    response = client.post(REAUTH_URL, {"password": PASSWORD}, headers=JSON)
+    assert response.status_code == 403
+    assert response.json() == {"error": "csrf_failed"}
+    assert key_of(client) == key
+    assert failures_of(alice) == []
+
+
 @pytest.mark.parametrize("method", ["put", "delete"])
 def test_reauthenticate_other_methods_refused(alice: User, method: str) -> None:
     client = Client()
