@@ -244,7 +244,17 @@ def test_page_json_lists_devices_with_their_sessions(
     phone = browser(user_agent=IPHONE)
     browser("bob", user_agent=FIREFOX)
     data = listing(here)
-    assert set(data) == {"devices", "sessions"}
+    assert set(data) == {
+        "devices",
+        "sessions",
+        "page",
+        "pages",
+        "count",
+        "previous",
+        "next",
+    }
+    assert (data["page"], data["pages"], data["count"]) == (1, 1, 2)
+    assert (data["previous"], data["next"]) == (None, None)
     assert data["sessions"] == []
     mine, other = data["devices"]
     device = device_of(here)
@@ -1077,3 +1087,91 @@ def test_new_device_email_without_request_has_no_link(alice: User) -> None:
     assert devices.notify_new_device(device, alice)
     [message] = mail.outbox
     assert "Your sessions and devices" not in message.body
+
+
+# -- Bounded: many devices and sessions ---------------------------------------------
+
+
+def many_sessions(user: User, devices: int, unlinked: int = 0) -> set[int]:
+    """``devices`` devices of ``user`` with one live session each, and
+    ``unlinked`` sessions with no device, in bulk; return the sessions' ids."""
+    now = timezone.now()
+    made = Device.objects.bulk_create(
+        Device(user=user, user_agent=FIREFOX, browser="Firefox 133", os="Linux")
+        for _ in range(devices)
+    )
+    rows = [
+        Session(
+            key_hash=f"{n:064x}",
+            session_data="",
+            user=user,
+            device=device,
+            authenticated_at=now,
+            last_seen_at=now - timedelta(seconds=n + 1),
+            expire_date=now + timedelta(hours=1),
+        )
+        for n, device in enumerate([*made, *[None] * unlinked])
+    ]
+    Session.objects.bulk_create(rows)
+    return set(
+        Session.objects.filter(key_hash__in=[r.key_hash for r in rows]).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def json_sessions(data: dict[str, Any]) -> list[int]:
+    ids = [s["id"] for d in data["devices"] for s in d["sessions"]]
+    return ids + [s["id"] for s in data["sessions"]]
+
+
+def test_page_json_bounded_rest_reachable(alice: User) -> None:
+    here = browser()
+    made = many_sessions(alice, 2 * pages.PAGE_SIZE + 7, unlinked=5)
+    data = listing(here)
+    assert len(json_sessions(data)) == pages.PAGE_SIZE
+    assert data["devices"][0]["current"] is True
+    assert (data["page"], data["pages"]) == (1, 3)
+    assert data["count"] == len(made) + 1
+    assert data["previous"] is None
+    seen = json_sessions(data)
+    while data["next"] is not None:
+        response = here.get(data["next"], headers=JSON)
+        assert response.status_code == 200
+        data = response.json()
+        assert len(json_sessions(data)) <= pages.PAGE_SIZE
+        seen += json_sessions(data)
+    assert data["page"] == 3
+    assert sorted(seen) == sorted(made | {row_of(here).pk})
+
+
+def test_page_html_bounded_with_link_to_more(alice: User) -> None:
+    here = browser()
+    made = many_sessions(alice, pages.PAGE_SIZE + 3)
+    html = text(here.get(PAGE))
+    forms = controls(html).forms
+    actions = [f["attrs"]["action"] for f in forms]
+    signed_out = [a for a in actions if a.endswith("/sign-out/") and "devices" not in a]
+    assert len(signed_out) == pages.PAGE_SIZE
+    assert 'href="?page=2"' in html
+    assert "<script" not in html
+    html = text(here.get(f"{PAGE}?page=2"))
+    rest = {
+        int(a.split("/")[2])
+        for a in (f["attrs"]["action"] for f in controls(html).forms)
+        if a.endswith("/sign-out/") and "devices" not in a
+    }
+    assert len(rest) == 4
+    assert rest < made
+    assert 'href="?page=1"' in html
+    # The other sessions of the user are still counted on the last page.
+    assert "Sign out everywhere else" in html
+
+
+@pytest.mark.parametrize("page", ["0", "abc", "99", "-1"])
+def test_page_out_of_range_shows_a_page(alice: User, page: str) -> None:
+    here = browser()
+    many_sessions(alice, pages.PAGE_SIZE + 1)
+    data = here.get(PAGE, {"page": page}, headers=JSON).json()
+    assert data["page"] in (1, 2)
+    assert 0 < len(json_sessions(data)) <= pages.PAGE_SIZE
