@@ -38,6 +38,7 @@ DURATION_SETTINGS: tuple[str, ...] = (
     "CACHE_WAIT_TIMEOUT",
     "REAUTH_MAX_AGE",
     "DEVICE_COOKIE_AGE",
+    "REAUTH_FAILURE_WINDOW",
 )
 
 
@@ -248,6 +249,23 @@ class Settings:
     def REAUTH_MAX_AGE(self) -> timedelta | None:
         """How long an authentication counts as recent for sudo mode."""
         return self._duration("REAUTH_MAX_AGE", timedelta(minutes=10))
+
+    @property
+    def REAUTH_FAILURE_LIMIT(self) -> int | None:
+        """How many wrong re-authentication passwords lock a user out."""
+        value: int | None = self._get("REAUTH_FAILURE_LIMIT", 5)
+        return value
+
+    @property
+    def REAUTH_FAILURE_WINDOW(self) -> timedelta | None:
+        """How long a wrong re-authentication password counts for the limit."""
+        return self._duration("REAUTH_FAILURE_WINDOW", timedelta(minutes=15))
+
+    @property
+    def REAUTH_REVOKE_AFTER(self) -> int | None:
+        """How many wrong re-authentication passwords revoke the session."""
+        value: int | None = self._get("REAUTH_REVOKE_AFTER", 20)
+        return value
 
     # -- Devices -------------------------------------------------------------
 

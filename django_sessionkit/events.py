@@ -122,6 +122,24 @@ def write(
     )
 
 
+def record(
+    kind: str,
+    subject: Subject,
+    *,
+    reason: str,
+    by: Any = None,
+    request: HttpRequest | None = None,
+    detail: dict[str, Any] | None = None,
+) -> SessionEvent:
+    """Write one event and return it, saved: for a caller that counts it
+    before it knows the outcome, and may delete it again (see
+    :mod:`django_sessionkit.reauth_limits`). Send its signal with :func:`send`.
+    """
+    event = _event(kind, subject, reason=reason, by=by, request=request, detail=detail)
+    event.save(force_insert=True)
+    return event
+
+
 def send(
     kind: str,
     subjects: Iterable[Subject],

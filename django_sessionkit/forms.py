@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth import authenticate
 from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from django_sessionkit import limits
+from django_sessionkit import limits, reauth_limits
 
 
 class AuthenticationForm(auth_forms.AuthenticationForm):
@@ -40,11 +39,16 @@ class AuthenticationForm(auth_forms.AuthenticationForm):
 class ReauthenticationForm(forms.Form):
     """Ask the signed-in user for their password again ("sudo mode").
 
-    The password is checked with ``authenticate()`` under the user's own
-    username, so every authentication backend applies, and a wrong password
-    sends ``user_login_failed`` as a failed sign-in does (sign-in throttling
-    such as django-axes counts it). The form is valid only when the password
-    authenticates the very user of ``request``.
+    The password is checked by
+    :func:`~django_sessionkit.reauth_limits.check_password`: with
+    ``authenticate()`` under the user's own username, so every
+    authentication backend applies, and within the limits on wrong
+    passwords. A wrong password sends ``user_login_failed`` as a failed
+    sign-in does (sign-in throttling such as django-axes counts it). The form
+    is valid only when the password authenticates the very user of
+    ``request``; after validation, ``outcome`` is the check's
+    :class:`~django_sessionkit.reauth_limits.PasswordCheck` (``None`` when
+    no password was given).
     """
 
     password = forms.CharField(
@@ -59,21 +63,24 @@ class ReauthenticationForm(forms.Form):
         "invalid_password": _(
             "Your password was entered incorrectly. Please enter it again."
         ),
+        "locked": _("Too many wrong passwords. Please try again later."),
     }
 
     def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         self.request = request
+        self.outcome: reauth_limits.PasswordCheck | None = None
         super().__init__(*args, **kwargs)
 
     def clean_password(self) -> str:
         password: str = self.cleaned_data["password"]
-        user = self.request.user
-        authenticated = (
-            authenticate(self.request, username=user.get_username(), password=password)
-            if user.is_authenticated
-            else None
-        )
-        if authenticated is None or authenticated.pk != user.pk:
+        if not self.request.user.is_authenticated:
+            raise ValidationError(
+                self.error_messages["invalid_password"], code="invalid_password"
+            )
+        self.outcome = reauth_limits.check_password(self.request, password)
+        if not self.outcome.checked:
+            raise ValidationError(self.error_messages["locked"], code="locked")
+        if not self.outcome.ok:
             raise ValidationError(
                 self.error_messages["invalid_password"], code="invalid_password"
             )

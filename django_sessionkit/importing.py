@@ -163,7 +163,8 @@ def _import_batch(
             )
         elif user_id in users:
             # Nobody is signed out by the import: the session counts as
-            # signed in and active now, and its deadlines run from now.
+            # signed in and active now, and its deadlines run from now; but
+            # nobody proved who they are now, so it opens no sudo window.
             idle = deadlines.idle
             new.append(
                 Session(
@@ -173,6 +174,7 @@ def _import_batch(
                     expire_date=expire_date if idle is None else min(expire_date, idle),
                     absolute_expire_date=deadlines.absolute,
                     authenticated_at=now,
+                    signed_in_by_import=True,
                     created_at=now,
                     last_seen_at=now,
                 )

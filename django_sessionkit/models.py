@@ -172,6 +172,10 @@ class Session(models.Model):
         _("previous key hash"), max_length=64, null=True, blank=True
     )
     rotate_due = models.BooleanField(_("key rotation due"), default=False)
+    # Set by sessionkit_import: authenticated_at is then the import's time,
+    # which anchors the deadlines but proves nothing about the user, so it
+    # must not open the sudo window. The next sign-in clears it.
+    signed_in_by_import = models.BooleanField(_("signed in by import"), default=False)
 
     objects = SessionQuerySet.as_manager()
 
@@ -256,6 +260,14 @@ class SessionEvent(models.Model):
         verbose_name = _("session event")
         verbose_name_plural = _("session events")
         ordering = ("-created_at",)
+        indexes = [
+            # Counts a user's events of one reason in a time window (the
+            # re-authentication failures) without reading their others.
+            models.Index(
+                fields=["user", "reason", "created_at"],
+                name="sessionkit_event_user_reason",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({_('session')} {self.session_id})"

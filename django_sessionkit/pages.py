@@ -10,6 +10,7 @@ key, key hash or device token is ever read here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,10 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.models import AnonymousUser
-from django.contrib.auth.signals import user_logged_out
 from django.db import router
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Count, Q, QuerySet, Value, When
 from django.http import (
     Http404,
     HttpRequest,
@@ -37,15 +36,19 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from django_sessionkit.forms import DeviceNameForm
+from django_sessionkit.json_errors import json_errors
 from django_sessionkit.middleware import wants_json
 from django_sessionkit.models import UNKNOWN, Device, Session, SessionEvent
 from django_sessionkit.policy import utc_iso
-from django_sessionkit.reauth import recent_auth_required, sign_in_response
+from django_sessionkit.reauth import (
+    recent_auth_required,
+    sign_in_response,
+    signed_out,
+)
 from django_sessionkit.revocation import (
     revoke_device,
     revoke_session,
@@ -54,6 +57,8 @@ from django_sessionkit.revocation import (
 
 #: The template of :func:`sessions`.
 TEMPLATE_NAME = "django_sessionkit/sessions.html"
+#: How many sessions one page of :func:`sessions` (and its JSON) shows.
+PAGE_SIZE = 50
 
 #: The ``reason`` of the ``revoke`` events each action writes.
 REASON_SESSION = "user_signed_out"
@@ -88,6 +93,7 @@ EXPORT_SESSION_FIELDS: tuple[str, ...] = (
     "remember_me",
     "rotated_at",
     "rotate_due",
+    "signed_in_by_import",
 )
 EXPORT_EVENT_FIELDS: tuple[str, ...] = (
     "id",
@@ -289,10 +295,17 @@ class DeviceEntry:
 
 @dataclass
 class Overview:
-    """The signed-in user's devices and live sessions, in the page's order:
-    the current device (or group) first, then by last activity."""
+    """One page of the signed-in user's devices and live sessions, in the
+    page's order: the current device (or group) first, then by last
+    activity. At most :data:`PAGE_SIZE` sessions; ``page`` of ``pages``
+    (from 1) says which, ``count`` how many live sessions there are in all,
+    ``others_count`` how many of them are not the current one."""
 
     groups: list[DeviceEntry]
+    page: int = 1
+    pages: int = 1
+    count: int = 0
+    others_count: int = 0
 
     @property
     def devices(self) -> list[DeviceEntry]:
@@ -309,32 +322,70 @@ class Overview:
         ]
 
     @property
-    def others_count(self) -> int:
-        """How many sessions other than the current one are live."""
-        return sum(
-            not entry.current for group in self.groups for entry in group.sessions
-        )
+    def previous_page(self) -> int | None:
+        return self.page - 1 if self.page > 1 else None
+
+    @property
+    def next_page(self) -> int | None:
+        return self.page + 1 if self.page < self.pages else None
 
     def as_json(self) -> dict[str, Any]:
+        url = reverse("sessionkit:sessions")
+
+        def link(number: int | None) -> str | None:
+            return None if number is None else f"{url}?page={number}"
+
         return {
             "devices": [group.as_json() for group in self.devices],
             "sessions": [entry.as_json() for entry in self.unlinked],
+            "page": self.page,
+            "pages": self.pages,
+            "count": self.count,
+            "previous": link(self.previous_page),
+            "next": link(self.next_page),
         }
 
 
+def _page_number(page: object, pages: int) -> int:
+    """The page asked for, within 1..``pages``; anything else is the first."""
+    try:
+        number = int(str(page))
+    except ValueError:
+        return 1
+    return min(max(number, 1), pages)
+
+
 def overview(
-    request: HttpRequest, *, forms: dict[int, DeviceNameForm] | None = None
+    request: HttpRequest,
+    *,
+    forms: dict[int, DeviceNameForm] | None = None,
+    page: object = None,
 ) -> Overview:
-    """What the page of ``request``'s user shows; ``forms`` are rename forms
-    (with their errors) to show instead of fresh ones, by device id."""
+    """One page of what the page of ``request``'s user shows; ``page`` is
+    its number (from 1; anything else is the first, beyond the last is the
+    last); ``forms`` are rename forms (with their errors) to show instead of
+    fresh ones, by device id."""
     forms = forms or {}
     current = current_record(request)
     current_pk = current.pk if current is not None else None
     locate = _Locations()
-    rows = _live(_sessions_of(request.user), timezone.now()).select_related("device")
+    live = _live(_sessions_of(request.user), timezone.now())
+    # One query for both counts; the page itself is a bounded slice, so
+    # thousands of sessions and devices cost what fifty do.
+    counts = live.aggregate(
+        total=Count("pk"), current=Count("pk", filter=Q(pk=current_pk))
+    )
+    total: int = counts["total"]
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    number = _page_number(page, pages)
+    order: list[Any] = ["-last_seen_at", "-pk"]
+    if current_pk is not None:
+        order.insert(0, Case(When(pk=current_pk, then=Value(0)), default=Value(1)))
+    rows = live.select_related("device").defer("device__token_hash").order_by(*order)
     by_device: dict[int | None, list[SessionEntry]] = {}
     devices: dict[int, Device] = {}
-    for record in rows.defer("device__token_hash"):
+    start = (number - 1) * PAGE_SIZE
+    for record in rows[start : start + PAGE_SIZE]:
         entry = SessionEntry(record, record.pk == current_pk, locate(record.ip))
         by_device.setdefault(record.device_id, []).append(entry)
         if record.device is not None:
@@ -351,7 +402,13 @@ def overview(
             )
         groups.append(group)
     groups.sort(key=lambda g: (not g.current, -g.last_active_at.timestamp()))
-    return Overview(groups)
+    return Overview(
+        groups,
+        page=number,
+        pages=pages,
+        count=total,
+        others_count=total - counts["current"],
+    )
 
 
 def _page(
@@ -360,6 +417,10 @@ def _page(
     context = {
         "groups": data.groups,
         "others_count": data.others_count,
+        "page": data.page,
+        "pages": data.pages,
+        "previous_page": data.previous_page,
+        "next_page": data.next_page,
         "user": request.user,
         "messages": messages.get_messages(request),
     }
@@ -370,13 +431,15 @@ def _page(
 @vary_on_headers("Accept", "X-Requested-With")
 @require_safe
 def sessions(request: HttpRequest) -> HttpResponseBase:
-    """The signed-in user's devices and live sessions, as a page or as JSON.
+    """The signed-in user's devices and live sessions, as a page or as JSON,
+    :data:`PAGE_SIZE` sessions at a time (``?page=2``; the JSON links the
+    ``previous`` and ``next`` pages).
 
     An anonymous visitor is sent to ``LOGIN_URL`` (a JSON client gets 401).
     """
     if not request.user.is_authenticated:
         return sign_in_response(request)
-    data = overview(request)
+    data = overview(request, page=request.GET.get("page"))
     if wants_json(request):
         return JsonResponse(data.as_json())
     return _page(request, data)
@@ -410,16 +473,8 @@ def _done(request: HttpRequest, payload: dict[str, Any], message: str) -> HttpRe
 
 
 def _signed_out_here(request: HttpRequest, revoked: int) -> HttpResponse:
-    """The request's own session was revoked: finish signing it out.
-
-    As ``logout()`` does, but after the revocation and without a second
-    (``logout``) event: the session is flushed, ``user_logged_out`` is sent
-    and the request becomes anonymous.
-    """
-    user = request.user
-    request.session.flush()
-    user_logged_out.send(sender=type(user), request=request, user=user)
-    request.user = AnonymousUser()
+    """The request's own session was revoked: finish signing it out."""
+    signed_out(request)
     login_url = resolve_url(settings.LOGIN_URL)
     if wants_json(request):
         return JsonResponse(
@@ -431,7 +486,7 @@ def _signed_out_here(request: HttpRequest, revoked: int) -> HttpResponse:
 
 @never_cache
 @require_POST
-@csrf_protect
+@json_errors()
 @recent_auth_required()
 def sign_out_session(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke one session of the user; signing out the current one signs the
@@ -446,7 +501,7 @@ def sign_out_session(request: HttpRequest, pk: int) -> HttpResponse:
 
 @never_cache
 @require_POST
-@csrf_protect
+@json_errors()
 @recent_auth_required()
 def sign_out_device(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke every session of one of the user's devices and forget its token."""
@@ -466,7 +521,7 @@ def sign_out_device(request: HttpRequest, pk: int) -> HttpResponse:
 
 @never_cache
 @require_POST
-@csrf_protect
+@json_errors()
 @recent_auth_required()
 def sign_out_others(request: HttpRequest) -> HttpResponse:
     """Revoke every session of the user except the current one."""
@@ -486,7 +541,7 @@ def sign_out_others(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @require_POST
-@csrf_protect
+@json_errors()
 @recent_auth_required()
 def rename_device(request: HttpRequest, pk: int) -> HttpResponse:
     """Name one of the user's devices; an empty name restores the automatic one."""
@@ -569,10 +624,13 @@ def export_data(user: Any, *, current: Session | None = None) -> dict[str, Any]:
 
 @never_cache
 @require_safe
+@recent_auth_required()
 def export(request: HttpRequest) -> HttpResponseBase:
-    """Download everything stored about the user's devices and sessions (JSON)."""
-    if not request.user.is_authenticated:
-        return sign_in_response(request)
+    """Download everything stored about the user's devices and sessions (JSON).
+
+    It holds every address and user agent: like the actions, it needs a
+    recent authentication.
+    """
     data = export_data(request.user, current=current_record(request))
     response = JsonResponse(data, json_dumps_params={"indent": 2})
     filename = f"sessionkit-{timezone.localdate().isoformat()}.json"

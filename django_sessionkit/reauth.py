@@ -9,6 +9,7 @@ session's data, so nothing else is stored and no deadline moves.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.signals import user_logged_out
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import (
@@ -32,14 +35,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from django_sessionkit.conf import conf, to_timedelta
 from django_sessionkit.forms import ReauthenticationForm
+from django_sessionkit.json_errors import json_errors
 from django_sessionkit.middleware import wants_json
 from django_sessionkit.policy import CLOCK_SKEW, utc_iso
+from django_sessionkit.reauth_limits import REVOKE_REASON, locked_until
 from django_sessionkit.rotation import arotate_session, rotate_session
 
 #: The session data key holding the last re-authentication (ISO 8601, UTC).
@@ -74,12 +78,20 @@ def _stored_reauth(value: object) -> datetime | None:
     return None if timezone.is_naive(moment) else moment
 
 
+def _signed_in_at(session: SessionBase) -> datetime | None:
+    # An imported session's sign-in time is the import's: no proof at all.
+    if getattr(session, "signed_in_by_import", False):
+        return None
+    moment: datetime | None = getattr(session, "authenticated_at", None)
+    return moment
+
+
 def _latest(session: SessionBase, stored: object) -> datetime | None:
     now = timezone.now()
     moments = [
         moment
         for moment in (
-            _credible(getattr(session, "authenticated_at", None), now),
+            _credible(_signed_in_at(session), now),
             _credible(_stored_reauth(stored), now),
         )
         if moment is not None
@@ -89,7 +101,9 @@ def _latest(session: SessionBase, stored: object) -> datetime | None:
 
 def last_authenticated_at(request: HttpRequest) -> datetime | None:
     """When the request's session last proved its user: the later of its
-    sign-in and its last re-authentication, or ``None``.
+    sign-in and its last re-authentication, or ``None``. A session brought
+    in by ``sessionkit_import`` has no sign-in that counts, only its
+    re-authentications.
 
     A stored time that is not an aware ISO 8601 time, or lies in the future
     (beyond :data:`~django_sessionkit.policy.CLOCK_SKEW`), counts as absent.
@@ -291,8 +305,68 @@ def _safe_next(request: HttpRequest) -> str:
     return ""
 
 
+def signed_out(request: HttpRequest) -> None:
+    """Finish signing out a request whose own session was just revoked.
+
+    As ``logout()`` does, but after the revocation and without a second
+    (``logout``) event: the session is flushed, ``user_logged_out`` is sent
+    and the request becomes anonymous.
+    """
+    user = request.user
+    request.session.flush()
+    user_logged_out.send(sender=type(user), request=request, user=user)
+    request.user = AnonymousUser()
+
+
+def _seconds_until(moment: datetime) -> int:
+    return max(1, math.ceil((moment - timezone.now()).total_seconds()))
+
+
+def _locked_response(
+    request: HttpRequest, until: datetime, context: dict[str, Any]
+) -> HttpResponseBase:
+    """429 until the wrong passwords leave the window: the page says why and
+    when to retry; a JSON client gets ``too_many_failures``."""
+    retry_after = _seconds_until(until)
+    response: HttpResponseBase
+    if wants_json(request):
+        response = JsonResponse(
+            {
+                "error": "too_many_failures",
+                "locked_until": utc_iso(until),
+                "retry_after": retry_after,
+            },
+            status=429,
+        )
+    else:
+        context = {
+            **context,
+            "locked_until": until,
+            "retry_minutes": math.ceil(retry_after / 60),
+        }
+        response = TemplateResponse(request, TEMPLATE_NAME, context, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _revoked_response(request: HttpRequest) -> HttpResponseBase:
+    signed_out(request)
+    login_url = resolve_url(settings.LOGIN_URL)
+    if wants_json(request):
+        return JsonResponse(
+            {
+                "error": "session_revoked",
+                "reason": REVOKE_REASON,
+                "login_url": login_url,
+            },
+            status=401,
+        )
+    # No message: storing one could give the signed-out browser a new session.
+    return HttpResponseRedirect(login_url)
+
+
 @sensitive_post_parameters("password")
-@csrf_protect
+@json_errors()
 @never_cache
 @require_http_methods(["GET", "POST"])
 def reauthenticate(request: HttpRequest) -> HttpResponseBase:
@@ -301,12 +375,25 @@ def reauthenticate(request: HttpRequest) -> HttpResponseBase:
     The right password records the time (:func:`mark_reauthenticated`, which
     rotates the key) and redirects to ``next`` when it is a URL of this site,
     else to ``LOGIN_REDIRECT_URL``. A wrong one shows the form again with an
-    error and changes nothing. A JSON client gets ``{"reauthenticated_at":
-    ...}``, or 400 with the form's errors.
+    error; it is recorded and counted (see
+    :mod:`django_sessionkit.reauth_limits`): once the user is locked out, the
+    answer is 429 until the failures leave the window, whatever the
+    password, and the failure that reaches ``SESSIONKIT_REAUTH_REVOKE_AFTER``
+    revokes the session and signs the user out. A JSON client gets
+    ``{"reauthenticated_at": ...}``, 400 with the form's errors, 429 with
+    ``retry_after`` (seconds) or 401 once signed out.
     """
     if not request.user.is_authenticated:
         return sign_in_response(request)
     redirect_to = _safe_next(request)
+    context: dict[str, Any] = {
+        "next": redirect_to,
+        "user": request.user,
+        "form_action": request.path,
+    }
+    until = locked_until(request.user)
+    if until is not None:
+        return _locked_response(request, until, context)
     form = ReauthenticationForm(
         request, data=request.POST if request.method == "POST" else None
     )
@@ -317,15 +404,14 @@ def reauthenticate(request: HttpRequest) -> HttpResponseBase:
         return HttpResponseRedirect(
             redirect_to or resolve_url(settings.LOGIN_REDIRECT_URL)
         )
+    outcome = form.outcome
+    if outcome is not None and outcome.revoked:
+        return _revoked_response(request)
+    if outcome is not None and outcome.locked_until is not None:
+        return _locked_response(request, outcome.locked_until, context)
     if request.method == "POST" and wants_json(request):
         return JsonResponse(
             {"error": "invalid_password", "errors": form.errors.get_json_data()},
             status=400,
         )
-    context = {
-        "form": form,
-        "next": redirect_to,
-        "user": request.user,
-        "form_action": request.path,
-    }
-    return TemplateResponse(request, TEMPLATE_NAME, context)
+    return TemplateResponse(request, TEMPLATE_NAME, {**context, "form": form})

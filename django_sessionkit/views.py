@@ -8,6 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from django_sessionkit.decorators import passive
+from django_sessionkit.json_errors import json_errors
 from django_sessionkit.middleware import record_activity, session_deadlines
 from django_sessionkit.policy import utc_iso
 
@@ -27,11 +28,13 @@ def _deadlines_response(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 @require_POST
+@json_errors(only_json=True)
 def keep_alive(request: HttpRequest) -> JsonResponse:
     """Extend the idle deadline now ("Stay signed in"); CSRF-protected POST.
 
     Never past the absolute deadline. Answers the new deadlines as JSON, or
-    401 when the session is no longer signed in.
+    401 when the session is no longer signed in, or 403 with ``{"error":
+    "csrf_failed"}`` without a valid CSRF token.
     """
     record_activity(request)
     return _deadlines_response(request)

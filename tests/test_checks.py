@@ -17,6 +17,7 @@ from django_sessionkit.checks import (
     check_location_resolver,
     check_middleware,
     check_policy_settings,
+    check_reauth_settings,
     check_session_cookie,
     check_session_engine,
     check_settings,
@@ -638,3 +639,54 @@ def test_location_resolver_checked_by_sessionkit_tag() -> None:
     with override_settings(SESSIONKIT_LOCATION_RESOLVER="nodots"):
         messages = checks.run_checks(tags=["sessionkit"])
     assert "sessionkit.E022" in our_ids(messages)
+
+
+# -- E027-E029: limits on wrong re-authentication passwords -------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check_id"),
+    [
+        ("REAUTH_FAILURE_LIMIT", 0, "sessionkit.E027"),
+        ("REAUTH_FAILURE_LIMIT", "5", "sessionkit.E027"),
+        ("REAUTH_FAILURE_LIMIT", True, "sessionkit.E027"),
+        ("REAUTH_FAILURE_LIMIT", 2.5, "sessionkit.E027"),
+        ("REAUTH_FAILURE_WINDOW", None, "sessionkit.E028"),
+        ("REAUTH_REVOKE_AFTER", 0, "sessionkit.E029"),
+        ("REAUTH_REVOKE_AFTER", "20", "sessionkit.E029"),
+        ("REAUTH_REVOKE_AFTER", False, "sessionkit.E029"),
+    ],
+)
+def test_reauth_setting_invalid_errors(name: str, value: Any, check_id: str) -> None:
+    with override_settings(**{f"SESSIONKIT_{name}": value}):
+        error = only(check_reauth_settings(), check_id)
+    assert f"SESSIONKIT_{name}" in error.msg
+    assert repr(value) in error.msg
+    assert error.hint
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REAUTH_FAILURE_LIMIT", 1),
+        ("REAUTH_FAILURE_LIMIT", None),
+        ("REAUTH_FAILURE_WINDOW", 60),
+        ("REAUTH_FAILURE_WINDOW", timedelta(hours=1)),
+        ("REAUTH_REVOKE_AFTER", 1),
+        ("REAUTH_REVOKE_AFTER", None),
+    ],
+)
+def test_reauth_setting_valid(name: str, value: Any) -> None:
+    with override_settings(**{f"SESSIONKIT_{name}": value}):
+        assert check_reauth_settings() == []
+
+
+def test_reauth_setting_window_none_without_limit_valid() -> None:
+    with override_settings(
+        SESSIONKIT_REAUTH_FAILURE_LIMIT=None, SESSIONKIT_REAUTH_FAILURE_WINDOW=None
+    ):
+        assert check_reauth_settings() == []
+
+
+def test_reauth_setting_defaults_valid() -> None:
+    assert check_reauth_settings() == []

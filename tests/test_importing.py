@@ -8,6 +8,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
@@ -15,7 +16,7 @@ from django.contrib.sessions.backends.db import SessionStore as DjangoStore
 from django.contrib.sessions.models import Session as DjangoSession
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.test import Client, override_settings
+from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 DJANGO_ENGINE = "django.contrib.sessions.backends.db"
+JSON = {"Accept": "application/json"}
 POLICY_MIDDLEWARE = "django_sessionkit.middleware.SessionKitMiddleware"
 
 _serials = itertools.count(1)
@@ -482,6 +484,73 @@ def test_browser_stays_signed_in_across_the_switch(alice: User) -> None:
     stale = Client()
     stale.cookies[COOKIE] = key
     assert stale.get("/peek/").json()["user"] == ""
+
+
+def imported_browser(user: User) -> str:
+    """The key of a session of ``user`` signed in under Django's engine, then
+    imported."""
+    without_policy = [m for m in settings.MIDDLEWARE if m != POLICY_MIDDLEWARE]
+    with override_settings(SESSION_ENGINE=DJANGO_ENGINE, MIDDLEWARE=without_policy):
+        before = Client()
+        response = before.post(
+            "/login/", {"username": user.get_username(), "password": PASSWORD}
+        )
+        assert response.status_code == 200
+        key = str(before.cookies[COOKIE].value)
+    call_command("sessionkit_import", stdout=StringIO())
+    return key
+
+
+def test_imported_session_must_reauthenticate_for_sudo(
+    alice: User, engine: str
+) -> None:
+    other = Client()
+    other.post("/login/", {"username": "alice", "password": PASSWORD})
+    after = Client()
+    after.cookies[COOKIE] = imported_browser(alice)
+    # Still signed in: only the sudo window is closed.
+    assert after.get("/peek/").json()["user"] == "alice"
+    response = after.post("/sessions/sign-out-others/", headers=JSON)
+    assert response.status_code == 403
+    assert response.json()["error"] == "reauthentication_required"
+    assert Session.objects.filter(user=alice).count() == 2
+    response = after.post("/sessions/reauthenticate/", {"password": PASSWORD})
+    assert response.status_code == 302
+    response = after.post("/sessions/sign-out-others/", headers=JSON)
+    assert response.status_code == 200
+    assert response.json() == {"revoked": 1}
+
+
+@pytest.mark.urls("tests.urls_reauth")
+@pytest.mark.parametrize("path", ["/sensitive/", "/asensitive/"])
+def test_imported_session_not_recent_authentication(alice: User, path: str) -> None:
+    after = Client()
+    after.cookies[COOKIE] = imported_browser(alice)
+    assert after.get("/last/").json()["at"] is None
+    response = after.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/sessions/reauthenticate/")
+
+
+@pytest.mark.urls("tests.urls_reauth")
+async def test_imported_session_not_recent_authentication_async(
+    alice: User,
+) -> None:
+    key = await sync_to_async(imported_browser)(alice)
+    after = AsyncClient()
+    after.cookies[COOKIE] = key
+    assert (await after.get("/alast/")).json()["at"] is None
+    response = await after.get("/asensitive/", headers=JSON)
+    assert response.status_code == 403
+
+
+def test_imported_session_signing_in_again_is_recent(alice: User, engine: str) -> None:
+    after = Client()
+    after.cookies[COOKIE] = imported_browser(alice)
+    response = after.post("/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200
+    response = after.post("/sessions/sign-out-others/", headers=JSON)
+    assert response.status_code == 200
 
 
 # -- Scale -------------------------------------------------------------------------

@@ -244,7 +244,17 @@ def test_page_json_lists_devices_with_their_sessions(
     phone = browser(user_agent=IPHONE)
     browser("bob", user_agent=FIREFOX)
     data = listing(here)
-    assert set(data) == {"devices", "sessions"}
+    assert set(data) == {
+        "devices",
+        "sessions",
+        "page",
+        "pages",
+        "count",
+        "previous",
+        "next",
+    }
+    assert (data["page"], data["pages"], data["count"]) == (1, 1, 2)
+    assert (data["previous"], data["next"]) == (None, None)
     assert data["sessions"] == []
     mine, other = data["devices"]
     device = device_of(here)
@@ -803,6 +813,35 @@ def test_action_without_csrf_token_is_403(alice: User, action: str) -> None:
     assert whoami(here) == "alice"
 
 
+@pytest.mark.parametrize("action", ACTIONS)
+def test_action_without_csrf_token_json_403(alice: User, action: str) -> None:
+    here = browser(enforce_csrf_checks=True)
+    browser(user_agent=IPHONE)
+    before = state()
+    response = here.post(url_of(action, here), {"name": "x"}, headers=JSON)
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": "csrf_failed"}
+    assert state() == before
+    assert whoami(here) == "alice"
+
+
+@pytest.mark.parametrize("action", ID_ACTIONS)
+def test_action_unknown_id_json_404(alice: User, bob: User, action: str) -> None:
+    here = browser(enforce_csrf_checks=True)
+    text(here.get(PAGE))
+    token = {"X-CSRFToken": here.cookies[settings.CSRF_COOKIE_NAME].value}
+    for url in (url_of(action, browser("bob")), action_urls(10**9, 10**9)[action]):
+        response = here.post(url, {"name": "x"}, headers={**JSON, **token})
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"error": "not_found"}
+        # A page still gets the site's own 404 page.
+        response = here.post(url, {"name": "x"}, headers=token)
+        assert response.status_code == 404
+        assert response["Content-Type"].startswith("text/html")
+
+
 def test_action_with_csrf_token_from_page(alice: User) -> None:
     here = browser(enforce_csrf_checks=True)
     other = browser(user_agent=IPHONE)
@@ -961,6 +1000,23 @@ def test_export_anonymous() -> None:
     assert Client().get(EXPORT, headers=JSON).status_code == 401
 
 
+def test_export_stale_authentication_asks_again(alice: User) -> None:
+    here = browser()
+    stale(here)
+    response = here.get(EXPORT)
+    assert response.status_code == 302
+    assert response["Location"] == f"{REAUTH_URL}?next={EXPORT}"
+    response = here.get(EXPORT, headers=JSON)
+    assert response.status_code == 403
+    assert response.json()["error"] == "reauthentication_required"
+    assert b"127.0.0.1" not in response.content
+    response = here.post(REAUTH_URL, {"password": PASSWORD, "next": EXPORT})
+    assert response["Location"] == EXPORT
+    response = here.get(EXPORT)
+    assert response.status_code == 200
+    assert json.loads(response.content)["user"]["username"] == "alice"
+
+
 def test_export_post_not_allowed(alice: User) -> None:
     assert browser().post(EXPORT).status_code == 405
 
@@ -1031,3 +1087,91 @@ def test_new_device_email_without_request_has_no_link(alice: User) -> None:
     assert devices.notify_new_device(device, alice)
     [message] = mail.outbox
     assert "Your sessions and devices" not in message.body
+
+
+# -- Bounded: many devices and sessions ---------------------------------------------
+
+
+def many_sessions(user: User, devices: int, unlinked: int = 0) -> set[int]:
+    """``devices`` devices of ``user`` with one live session each, and
+    ``unlinked`` sessions with no device, in bulk; return the sessions' ids."""
+    now = timezone.now()
+    made = Device.objects.bulk_create(
+        Device(user=user, user_agent=FIREFOX, browser="Firefox 133", os="Linux")
+        for _ in range(devices)
+    )
+    rows = [
+        Session(
+            key_hash=f"{n:064x}",
+            session_data="",
+            user=user,
+            device=device,
+            authenticated_at=now,
+            last_seen_at=now - timedelta(seconds=n + 1),
+            expire_date=now + timedelta(hours=1),
+        )
+        for n, device in enumerate([*made, *[None] * unlinked])
+    ]
+    Session.objects.bulk_create(rows)
+    return set(
+        Session.objects.filter(key_hash__in=[r.key_hash for r in rows]).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def json_sessions(data: dict[str, Any]) -> list[int]:
+    ids = [s["id"] for d in data["devices"] for s in d["sessions"]]
+    return ids + [s["id"] for s in data["sessions"]]
+
+
+def test_page_json_bounded_rest_reachable(alice: User) -> None:
+    here = browser()
+    made = many_sessions(alice, 2 * pages.PAGE_SIZE + 7, unlinked=5)
+    data = listing(here)
+    assert len(json_sessions(data)) == pages.PAGE_SIZE
+    assert data["devices"][0]["current"] is True
+    assert (data["page"], data["pages"]) == (1, 3)
+    assert data["count"] == len(made) + 1
+    assert data["previous"] is None
+    seen = json_sessions(data)
+    while data["next"] is not None:
+        response = here.get(data["next"], headers=JSON)
+        assert response.status_code == 200
+        data = response.json()
+        assert len(json_sessions(data)) <= pages.PAGE_SIZE
+        seen += json_sessions(data)
+    assert data["page"] == 3
+    assert sorted(seen) == sorted(made | {row_of(here).pk})
+
+
+def test_page_html_bounded_with_link_to_more(alice: User) -> None:
+    here = browser()
+    made = many_sessions(alice, pages.PAGE_SIZE + 3)
+    html = text(here.get(PAGE))
+    forms = controls(html).forms
+    actions = [f["attrs"]["action"] for f in forms]
+    signed_out = [a for a in actions if a.endswith("/sign-out/") and "devices" not in a]
+    assert len(signed_out) == pages.PAGE_SIZE
+    assert 'href="?page=2"' in html
+    assert "<script" not in html
+    html = text(here.get(f"{PAGE}?page=2"))
+    rest = {
+        int(a.split("/")[2])
+        for a in (f["attrs"]["action"] for f in controls(html).forms)
+        if a.endswith("/sign-out/") and "devices" not in a
+    }
+    assert len(rest) == 4
+    assert rest < made
+    assert 'href="?page=1"' in html
+    # The other sessions of the user are still counted on the last page.
+    assert "Sign out everywhere else" in html
+
+
+@pytest.mark.parametrize("page", ["0", "abc", "99", "-1"])
+def test_page_out_of_range_shows_a_page(alice: User, page: str) -> None:
+    here = browser()
+    many_sessions(alice, pages.PAGE_SIZE + 1)
+    data = here.get(PAGE, {"page": page}, headers=JSON).json()
+    assert data["page"] in (1, 2)
+    assert 0 < len(json_sessions(data)) <= pages.PAGE_SIZE

@@ -16,17 +16,26 @@ import pytest
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.contrib.auth.signals import user_login_failed
+from django.contrib.auth.signals import user_logged_out, user_login_failed
 from django.db.models import F
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from django_sessionkit.keys import hash_key
-from django_sessionkit.models import Session
+from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.reauth import REAUTH_KEY, recent_auth_required
+from django_sessionkit.signals import session_anomaly
 from tests import urls_reauth
-from tests.helpers import captured, carrying, events, set_cookie, user_of
+from tests.helpers import (
+    captured,
+    carrying,
+    events,
+    postgresql_only,
+    set_cookie,
+    together,
+    user_of,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_reauth")]
 
@@ -622,6 +631,17 @@ def test_reauthenticate_post_requires_csrf_token(alice: User) -> None:
     assert key_of(client) != key
 
 
+def test_reauthenticate_post_without_csrf_token_json_403(alice: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    sign_in(client)
+    key = key_of(client)
+    response = client.post(REAUTH_URL, {"password": PASSWORD}, headers=JSON)
+    assert response.status_code == 403
+    assert response.json() == {"error": "csrf_failed"}
+    assert key_of(client) == key
+    assert failures_of(alice) == []
+
+
 @pytest.mark.parametrize("method", ["put", "delete"])
 def test_reauthenticate_other_methods_refused(alice: User, method: str) -> None:
     client = Client()
@@ -705,3 +725,223 @@ def test_mark_reauthenticated_other_engine_raises(settings: Any) -> None:
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
     with pytest.raises(TypeError, match="django-sessionkit SESSION_ENGINE"):
         Client().post("/reauth-now/")
+
+
+# -- Brute force: failures are limited, recorded and reported -------------------------
+
+FAILED_REASON = "reauth_failed"
+LOCKED_TEXT = "Too many wrong passwords"
+
+
+def failures_of(user: User) -> list[SessionEvent]:
+    return list(
+        SessionEvent.objects.filter(user=user, reason=FAILED_REASON).order_by("pk")
+    )
+
+
+def fail(client: Client, times: int) -> list[int]:
+    return [reauthenticate(client, "wrong password").status_code for _ in range(times)]
+
+
+def age_failures(user: User, age: timedelta) -> None:
+    """Move the user's failures ``age`` into the past, as time passing would."""
+    rows = SessionEvent.objects.filter(user=user, reason=FAILED_REASON)
+    assert rows.update(created_at=F("created_at") - age) > 0
+
+
+def test_reauthenticate_failures_limit_then_429_with_right_password(
+    alice: User,
+) -> None:
+    client = Client()
+    record = sign_in(client)
+    key = key_of(client)
+    # The fifth failure already says that the limit is reached.
+    assert fail(client, 5) == [200, 200, 200, 200, 429]
+    response = reauthenticate(client, next="/sensitive/")
+    assert response.status_code == 429
+    assert 0 < int(response["Retry-After"]) <= 15 * 60
+    html = response.content.decode()
+    assert LOCKED_TEXT in html
+    assert 'name="password"' not in html
+    # Refused unchecked: no rotation, no re-authentication, no more failures.
+    assert key_of(client) == key
+    assert stored_reauth(client) is None
+    assert events("rotate") == []
+    failures = failures_of(alice)
+    assert len(failures) == 5
+    assert {event.session_id for event in failures} == {record.pk}
+    assert {event.kind for event in failures} == {"anomaly"}
+    assert client.get(REAUTH_URL).status_code == 429
+
+
+def test_reauthenticate_locked_json_gets_429(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    fail(client, 5)
+    before = timezone.now()
+    response = client.post(REAUTH_URL, {"password": PASSWORD}, headers=JSON)
+    assert response.status_code == 429
+    body = response.json()
+    assert body["error"] == "too_many_failures"
+    assert 0 < body["retry_after"] <= 15 * 60
+    until = parse(body["locked_until"])
+    assert before < until <= timezone.now() + timedelta(minutes=15)
+    assert int(response["Retry-After"]) == body["retry_after"]
+
+
+def test_reauthenticate_failures_limit_per_user_other_session(alice: User) -> None:
+    thief, owner = Client(), Client()
+    sign_in(thief)
+    sign_in(owner)
+    fail(thief, 5)
+    response = reauthenticate(owner)
+    assert response.status_code == 429
+    assert stored_reauth(owner) is None
+
+
+def test_reauthenticate_failures_other_user_not_limited(alice: User) -> None:
+    User.objects.create_user("bob", password="bobs password")
+    client = Client()
+    sign_in(client)
+    fail(client, 5)
+    bob = Client()
+    response = bob.post("/login/", {"username": "bob", "password": "bobs password"})
+    assert response.status_code == 200
+    response = reauthenticate(bob, "bobs password")
+    assert response.status_code == 302
+
+
+def test_reauthenticate_failures_window_passed_right_password_works(
+    alice: User,
+) -> None:
+    client = Client()
+    sign_in(client)
+    fail(client, 5)
+    age_failures(alice, timedelta(minutes=15) + SECOND)
+    response = reauthenticate(client, next="/sensitive/")
+    assert response.status_code == 302
+    assert user_of(client.get("/sensitive/")) == "alice"
+
+
+def test_reauthenticate_failures_window_partly_passed_still_locked(
+    alice: User,
+) -> None:
+    client = Client()
+    sign_in(client)
+    fail(client, 4)
+    age_failures(alice, timedelta(minutes=15) + SECOND)
+    # Four failures left the window: four more are allowed, then the limit.
+    assert fail(client, 5) == [200, 200, 200, 200, 429]
+
+
+def test_reauthenticate_failure_limit_setting(alice: User, settings: Any) -> None:
+    settings.SESSIONKIT_REAUTH_FAILURE_LIMIT = 2
+    settings.SESSIONKIT_REAUTH_FAILURE_WINDOW = 60
+    client = Client()
+    sign_in(client)
+    assert fail(client, 2) == [200, 429]
+    age_failures(alice, MINUTE + SECOND)
+    assert reauthenticate(client).status_code == 302
+
+
+def test_reauthenticate_failure_limit_none_never_locks(
+    alice: User, settings: Any
+) -> None:
+    settings.SESSIONKIT_REAUTH_FAILURE_LIMIT = None
+    settings.SESSIONKIT_REAUTH_REVOKE_AFTER = None
+    client = Client()
+    sign_in(client)
+    assert set(fail(client, 8)) == {200}
+    assert len(failures_of(alice)) == 8
+    assert reauthenticate(client).status_code == 302
+
+
+def test_reauthenticate_revoke_after_failures_signs_out(alice: User) -> None:
+    client = Client()
+    record = sign_in(client)
+    key = key_of(client)
+    other = Client()
+    sign_in(other)
+    statuses: list[int] = []
+    for _ in range(3):
+        statuses += fail(client, 5)
+        age_failures(alice, timedelta(minutes=16))
+    assert statuses == [200, 200, 200, 200, 429] * 3
+    assert events("revoke") == []
+    with captured(user_logged_out) as signed_out:
+        statuses = fail(client, 5)
+    # The twentieth failure of the session revokes it.
+    assert statuses == [200, 200, 200, 200, 302]
+    [revoke] = events("revoke")
+    assert revoke.reason == "reauth_failures"
+    assert revoke.session_id == record.pk
+    assert not Session.objects.filter(pk=record.pk).exists()
+    assert len(signed_out) == 1
+    assert user_of(carrying(key).get("/peek/")) == ""
+    assert user_of(client.get("/peek/")) == ""
+    # Only that session: the user's other session stays signed in.
+    assert user_of(other.get("/peek/")) == "alice"
+
+
+def test_reauthenticate_revoke_after_setting_json(alice: User, settings: Any) -> None:
+    settings.SESSIONKIT_REAUTH_REVOKE_AFTER = 2
+    client = Client()
+    record = sign_in(client)
+    assert reauthenticate(client, "wrong").status_code == 200
+    response = client.post(REAUTH_URL, {"password": "wrong"}, headers=JSON)
+    assert response.status_code == 401
+    body = response.json()
+    assert body["error"] == "session_revoked"
+    assert body["login_url"] == LOGIN_URL
+    assert [e.reason for e in events("revoke")] == ["reauth_failures"]
+    assert not Session.objects.filter(pk=record.pk).exists()
+
+
+def test_reauthenticate_failure_sends_user_login_failed_without_password(
+    alice: User,
+) -> None:
+    client = Client()
+    sign_in(client)
+    with captured(user_login_failed) as failures:
+        reauthenticate(client, "wrong password")
+    [failure] = failures
+    assert failure["credentials"]["username"] == "alice"
+    assert "wrong password" not in json.dumps(failure["credentials"])
+    assert failure["request"] is not None
+    assert failure["request"].path == REAUTH_URL
+
+
+def test_reauthenticate_failure_recorded_as_anomaly_event(alice: User) -> None:
+    client = Client()
+    record = sign_in(client)
+    with captured(session_anomaly) as anomalies:
+        reauthenticate(client, "wrong password")
+    [event] = failures_of(alice)
+    assert (event.kind, event.session_id) == ("anomaly", record.pk)
+    assert "wrong password" not in json.dumps(event.detail)
+    [signal] = anomalies
+    assert (signal["reason"], signal["session_id"]) == (FAILED_REASON, record.pk)
+
+
+def test_reauthenticate_right_password_leaves_no_failure(alice: User) -> None:
+    client = Client()
+    sign_in(client)
+    with captured(session_anomaly) as anomalies:
+        assert reauthenticate(client).status_code == 302
+    assert failures_of(alice) == []
+    assert anomalies == []
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_reauthenticate_parallel_failures_bounded() -> None:
+    """Attempts racing each other cannot pass the limit together."""
+    alice = User.objects.create_user("alice", password=PASSWORD)
+    clients = [Client() for _ in range(12)]
+    for client in clients:
+        sign_in(client)
+    statuses = together(clients, lambda c: reauthenticate(c, "wrong").status_code)
+    # At most five passwords were checked; every other attempt was refused.
+    assert len(failures_of(alice)) <= 5
+    assert statuses.count(200) <= 5
+    assert set(statuses) <= {200, 429}

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -52,3 +53,40 @@ def test_deadlines_json_when_signed_out() -> None:
     client = Client()
     assert client.get("/sessions/status/").status_code == 401
     assert client.post("/sessions/keep-alive/").json() == {"error": "not_signed_in"}
+
+
+def test_keep_alive_without_csrf_token_json_403() -> None:
+    client = signed_in()
+    checked = Client(enforce_csrf_checks=True)
+    checked.cookies = client.cookies
+    # The idle warning's script, and any client: these views only speak JSON.
+    for headers in ({}, {"Accept": "text/html"}, {"Accept": "application/json"}):
+        response = checked.post("/sessions/keep-alive/", headers=headers)
+        assert response.status_code == 403
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"error": "csrf_failed"}
+
+
+def test_keep_alive_with_csrf_token_passes() -> None:
+    client = signed_in()
+    checked = Client(enforce_csrf_checks=True)
+    checked.cookies = client.cookies
+    assert checked.get("/sessions/status/").status_code == 200
+    token = checked.cookies[settings.CSRF_COOKIE_NAME].value
+    response = checked.post("/sessions/keep-alive/", headers={"X-CSRFToken": token})
+    assert response.status_code == 200
+    assert "idle_deadline" in response.json()
+
+
+def test_keep_alive_csrf_from_other_origin_json_403() -> None:
+    client = signed_in()
+    checked = Client(enforce_csrf_checks=True)
+    checked.cookies = client.cookies
+    checked.get("/sessions/status/")
+    token = checked.cookies[settings.CSRF_COOKIE_NAME].value
+    response = checked.post(
+        "/sessions/keep-alive/",
+        headers={"X-CSRFToken": token, "Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403
+    assert response.json() == {"error": "csrf_failed"}

@@ -230,6 +230,7 @@ class SessionStore(SessionBase):
             values["remember_me"] = self._remember
         if self._sign_in is not None:
             values["authenticated_at"] = self._sign_in.at
+            values["signed_in_by_import"] = False
             values["ip"] = self._sign_in.ip
             values["user_agent"] = self._sign_in.user_agent
             if self._sign_in.device_id is not None:
@@ -471,6 +472,14 @@ class SessionStore(SessionBase):
         if self._signed_in_at is not None:
             return self._signed_in_at
         return self._record.authenticated_at if self._record is not None else None
+
+    @property
+    def signed_in_by_import(self) -> bool:
+        """Whether :attr:`authenticated_at` is the time of an import
+        (``sessionkit_import``) rather than of a sign-in."""
+        if self._sign_in is not None or self._signed_in_at is not None:
+            return False
+        return self._record is not None and self._record.signed_in_by_import
 
     @property
     def last_active_at(self) -> datetime | None:
