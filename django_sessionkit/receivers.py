@@ -9,8 +9,10 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.core.exceptions import FieldDoesNotExist
 from django.db import router, transaction
-from django.db.models.signals import post_init, post_save, pre_delete
+from django.db import models
+from django.db.models.signals import m2m_changed, post_init, post_save, pre_delete
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -20,7 +22,7 @@ from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject, emit
 from django_sessionkit.models import Device, Session
 from django_sessionkit.revocation import revoke_user_sessions
-from django_sessionkit.rotation import schedule_user_rotation
+from django_sessionkit.rotation import schedule_user_rotation, schedule_users_rotation
 from django_sessionkit.signals import device_added
 
 #: The session of the request being handled, set by the middleware, so that a
@@ -143,6 +145,117 @@ def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     # sessions end with events, signals and, with the cached store,
     # tombstones (a cascade would leave cached copies behind).
     revoke_user_sessions(instance, reason="user_deleted")
+
+
+# -- Groups and permissions --------------------------------------------------------
+
+
+def _column(through: type[models.Model], model: type[models.Model]) -> str:
+    """The column of ``through`` (an m2m table) that points at ``model``."""
+    concrete = model._meta.concrete_model
+    for field in through._meta.concrete_fields:
+        related = field.related_model
+        if isinstance(related, type) and related._meta.concrete_model is concrete:
+            return str(field.attname)
+    raise LookupError(f"{through.__name__} has no column for {model.__name__}.")
+
+
+def _m2m_table(model: type[models.Model], name: str) -> type[models.Model] | None:
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None  # a custom user model without PermissionsMixin
+    return field.remote_field.through if field.many_to_many else None  # type: ignore[union-attr]
+
+
+def _privilege_tables() -> dict[str, type[models.Model]]:
+    """The m2m tables that give users privileges, by the user's field name,
+    and ``Group.permissions`` as ``"group_permissions"``."""
+    user_model = get_user_model()
+    tables = {
+        name: table
+        for name in ("groups", "user_permissions")
+        if (table := _m2m_table(user_model, name)) is not None
+    }
+    if "groups" in tables:
+        group_model = user_model._meta.get_field("groups").related_model
+        assert isinstance(group_model, type)
+        permissions = _m2m_table(group_model, "permissions")
+        if permissions is not None:
+            tables["group_permissions"] = permissions
+    return tables
+
+
+def _affected_users(
+    sender: type[models.Model], instance: Any, pk_set: set[Any] | None
+) -> set[Any]:
+    """The ids of the users whose privileges the rows of ``sender`` linking
+    ``instance`` (to ``pk_set``, or to anything when ``None``) give."""
+    tables = _privilege_tables()
+    user_model = get_user_model()
+    subject = type(instance)._meta.concrete_model
+    assert subject is not None
+    rows = sender._default_manager.using(router.db_for_write(sender)).filter(
+        **{_column(sender, subject): instance.pk}
+    )
+    if pk_set is not None:
+        columns = [f.attname for f in sender._meta.concrete_fields if f.is_relation]
+        other = next(c for c in columns if c != _column(sender, subject))
+        rows = rows.filter(**{f"{other}__in": pk_set})
+    if sender is not tables.get("group_permissions"):
+        return set(rows.values_list(_column(sender, user_model), flat=True))
+    # A group's permissions: every member of the groups concerned.
+    memberships = tables["groups"]
+    group_model = user_model._meta.get_field("groups").related_model
+    assert isinstance(group_model, type)
+    groups = rows.values_list(_column(sender, group_model), flat=True)
+    members = memberships._default_manager.using(rows.db).filter(
+        **{f"{_column(memberships, group_model)}__in": groups}
+    )
+    return set(members.values_list(_column(memberships, user_model), flat=True))
+
+
+def privileges_changed(
+    sender: type[models.Model],
+    instance: Any,
+    action: str,
+    pk_set: set[Any] | None,
+    **kwargs: Any,
+) -> None:
+    """Rotate the keys of users whose groups or permissions changed.
+
+    The same path as a change of ``is_staff``: every session of those users
+    gets a new key at its next request. Rows that go (``remove``, ``clear``:
+    Django sends no ids for a clear) are read before they go and the users
+    marked after; rows that come are read after ``add`` (whose ``pk_set``
+    holds only the new ones). Nothing changed, nobody is marked.
+    """
+    if action in ("pre_remove", "pre_clear"):
+        instance._sessionkit_losing = _affected_users(sender, instance, pk_set)
+        return
+    if action in ("post_remove", "post_clear"):
+        affected = getattr(instance, "_sessionkit_losing", set())
+        instance._sessionkit_losing = set()
+    elif action == "post_add" and pk_set:
+        affected = _affected_users(sender, instance, pk_set)
+    else:
+        return
+    schedule_users_rotation(affected)
+
+
+def connect_privilege_tables() -> None:
+    """Connect :func:`privileges_changed` to the m2m tables that give privileges.
+
+    Called when the app is ready: the user model may be a custom one, with
+    or without ``PermissionsMixin``. Proxies of the user model share its
+    tables, so they need nothing more.
+    """
+    for table in _privilege_tables().values():
+        m2m_changed.connect(
+            privileges_changed,
+            sender=table,
+            dispatch_uid=f"{__name__}.privileges.{table._meta.label_lower}",
+        )
 
 
 def connect_user_proxies() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 from django.test import AsyncClient, Client
 
 from django_sessionkit import receivers
@@ -339,3 +339,143 @@ def test_proxy_user_deactivated_or_deleted_ends_sessions(alice: User) -> None:
     ProxiedUser.objects.get(pk=alice.pk).delete()
     assert not Session.objects.exists()
     assert [e.reason for e in events(Kind.REVOKE)].count("user_deleted") == 1
+
+
+# -- Group and permission changes -------------------------------------------------
+
+
+def _permission() -> Permission:
+    return Permission.objects.get(
+        codename="view_session", content_type__app_label="sessionkit"
+    )
+
+
+MEMBERSHIP_CHANGES = {
+    "user.groups.add": lambda user, group: user.groups.add(group),
+    "group.user_set.add": lambda user, group: group.user_set.add(user),
+    "user.groups.set": lambda user, group: user.groups.set([group]),
+}
+MEMBERSHIP_REMOVALS = {
+    "user.groups.remove": lambda user, group: user.groups.remove(group),
+    "group.user_set.remove": lambda user, group: group.user_set.remove(user),
+    "user.groups.clear": lambda user, group: user.groups.clear(),
+    "group.user_set.clear": lambda user, group: group.user_set.clear(),
+}
+PERMISSION_CHANGES = {
+    "user.user_permissions.add": lambda u, p: u.user_permissions.add(p),
+    "permission.user_set.add": lambda u, p: p.user_set.add(u),
+}
+PERMISSION_REMOVALS = {
+    "user.user_permissions.remove": lambda u, p: u.user_permissions.remove(p),
+    "permission.user_set.remove": lambda u, p: p.user_set.remove(u),
+    "user.user_permissions.clear": lambda u, p: u.user_permissions.clear(),
+    "permission.user_set.clear": lambda u, p: p.user_set.clear(),
+}
+
+
+def _rotated_users() -> set[str]:
+    rows = Session.objects.filter(rotate_due=True).select_related("user")
+    return {row.user.username for row in rows if row.user is not None}
+
+
+def _assert_rotates_at_next_request(browser: Client) -> None:
+    old = key_of(browser)
+    response = browser.get("/peek/")
+    assert user_of(response) == "alice"
+    assert set_cookie(response) not in (None, old)
+    assert user_of(carrying(old).get("/peek/")) == ""
+    assert [e.reason for e in events(Kind.ROTATE)] == ["privilege"]
+
+
+@pytest.mark.parametrize("change", MEMBERSHIP_CHANGES, ids=list(MEMBERSHIP_CHANGES))
+def test_group_membership_added_rotates_sessions(
+    alice: User, bob: User, change: str
+) -> None:
+    [browser] = signed_in_browsers(1)
+    signed_in_browsers(1, username="bob")
+    group = Group.objects.create(name="editors")
+    MEMBERSHIP_CHANGES[change](User.objects.get(pk=alice.pk), group)
+    assert _rotated_users() == {"alice"}
+    _assert_rotates_at_next_request(browser)
+
+
+@pytest.mark.parametrize("change", MEMBERSHIP_REMOVALS, ids=list(MEMBERSHIP_REMOVALS))
+def test_group_membership_removed_rotates_sessions(
+    alice: User, bob: User, change: str
+) -> None:
+    group = Group.objects.create(name="editors")
+    alice.groups.add(group)
+    [browser] = signed_in_browsers(1)
+    signed_in_browsers(1, username="bob")
+    MEMBERSHIP_REMOVALS[change](User.objects.get(pk=alice.pk), group)
+    assert _rotated_users() == {"alice"}
+    _assert_rotates_at_next_request(browser)
+
+
+@pytest.mark.parametrize("change", PERMISSION_CHANGES, ids=list(PERMISSION_CHANGES))
+def test_permission_granted_rotates_sessions(
+    alice: User, bob: User, change: str
+) -> None:
+    [browser] = signed_in_browsers(1)
+    signed_in_browsers(1, username="bob")
+    PERMISSION_CHANGES[change](User.objects.get(pk=alice.pk), _permission())
+    assert _rotated_users() == {"alice"}
+    _assert_rotates_at_next_request(browser)
+
+
+@pytest.mark.parametrize("change", PERMISSION_REMOVALS, ids=list(PERMISSION_REMOVALS))
+def test_permission_withdrawn_rotates_sessions(
+    alice: User, bob: User, change: str
+) -> None:
+    alice.user_permissions.add(_permission())
+    [browser] = signed_in_browsers(1)
+    signed_in_browsers(1, username="bob")
+    PERMISSION_REMOVALS[change](User.objects.get(pk=alice.pk), _permission())
+    assert _rotated_users() == {"alice"}
+    _assert_rotates_at_next_request(browser)
+
+
+def test_group_membership_unchanged_does_not_rotate(alice: User) -> None:
+    group = Group.objects.create(name="editors")
+    alice.groups.add(group)
+    [browser] = signed_in_browsers(1)
+    alice.groups.add(group)  # already a member
+    User.objects.get(pk=alice.pk).user_permissions.remove(_permission())  # never had
+    Group.objects.create(name="empty").user_set.clear()
+    assert _rotated_users() == set()
+    assert set_cookie(browser.get("/peek/")) is None
+
+
+GROUP_PERMISSION_CHANGES = {
+    "group.permissions.add": lambda g, p: g.permissions.add(p),
+    "permission.group_set.add": lambda g, p: p.group_set.add(g),
+    "group.permissions.remove": lambda g, p: g.permissions.remove(p),
+    "permission.group_set.remove": lambda g, p: p.group_set.remove(g),
+    "group.permissions.clear": lambda g, p: g.permissions.clear(),
+    "permission.group_set.clear": lambda g, p: p.group_set.clear(),
+}
+
+
+@pytest.mark.parametrize(
+    "change", GROUP_PERMISSION_CHANGES, ids=list(GROUP_PERMISSION_CHANGES)
+)
+def test_group_permission_change_rotates_members_sessions(
+    alice: User, bob: User, change: str
+) -> None:
+    group = Group.objects.create(name="editors")
+    alice.groups.add(group)
+    if "add" not in change:
+        group.permissions.add(_permission())
+    [browser] = signed_in_browsers(1)
+    signed_in_browsers(1, username="bob")
+    GROUP_PERMISSION_CHANGES[change](Group.objects.get(pk=group.pk), _permission())
+    assert _rotated_users() == {"alice"}
+    _assert_rotates_at_next_request(browser)
+
+
+def test_proxy_user_group_change_rotates_sessions(alice: User) -> None:
+    receivers.connect_user_proxies()
+    [browser] = signed_in_browsers(1)
+    ProxiedUser.objects.get(pk=alice.pk).groups.add(Group.objects.create(name="ops"))
+    assert _rotated_users() == {"alice"}
+    _assert_rotates_at_next_request(browser)
