@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Any
 
 from django.apps import apps
@@ -10,14 +9,15 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.core.exceptions import FieldDoesNotExist
-from django.db import router, transaction
-from django.db import models
+from django.core.signals import request_finished, request_started
+from django.db import models, router, transaction
 from django.db.models.signals import m2m_changed, post_init, post_save, pre_delete
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from django_sessionkit import devices, limits
 from django_sessionkit.backends.db import SessionStore
+from django_sessionkit.backends.db import current_session as current_session
 from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject, emit
 from django_sessionkit.models import Device, Session
@@ -25,11 +25,13 @@ from django_sessionkit.revocation import revoke_user_sessions
 from django_sessionkit.rotation import schedule_user_rotation, schedule_users_rotation
 from django_sessionkit.signals import device_added
 
-#: The session of the request being handled, set by the middleware, so that a
-#: password change knows which of the user's sessions to keep.
-current_session: ContextVar[SessionStore | None] = ContextVar(
-    "sessionkit_current_session", default=None
-)
+
+@receiver(request_started, dispatch_uid="django_sessionkit.request_started")
+@receiver(request_finished, dispatch_uid="django_sessionkit.request_finished")
+def forget_current_session(**kwargs: Any) -> None:
+    # A store made by an earlier request of this thread must never be taken
+    # for the session of this one (a password reset would keep it).
+    current_session.set(None)
 
 
 def sessionkit_store(request: HttpRequest | None) -> SessionStore | None:
@@ -44,6 +46,7 @@ def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
     session = sessionkit_store(request)
     if session is None:
         return
+    _record_switch(request, session, user)
     session.mark_signed_in(request, user)
     device: Device | None = None
     new_device = False
@@ -76,6 +79,18 @@ def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
         emit(Kind.NEW_DEVICE, [subject], reason="new_device", request=request)
         device_added.send(sender=Device, device=device, user=user, request=request)
         devices.notify_new_device(device, user, request=request)
+
+
+def _record_switch(request: HttpRequest, session: SessionStore, user: Any) -> None:
+    """Record the end of another user's session that ``login()`` flushed."""
+    switched, session.flushed_record = session.flushed_record, None
+    if (
+        switched is None
+        or switched.user_id in (None, user.pk)
+        or getattr(request, "sessionkit_signed_out", False)  # logged out already
+    ):
+        return
+    emit(Kind.LOGOUT, [Subject.of(switched)], reason="user_switched", request=request)
 
 
 @receiver(user_logged_out, dispatch_uid="django_sessionkit.signed_out")
@@ -234,7 +249,7 @@ def privileges_changed(
         instance._sessionkit_losing = _affected_users(sender, instance, pk_set)
         return
     if action in ("post_remove", "post_clear"):
-        affected = getattr(instance, "_sessionkit_losing", set())
+        affected: set[Any] = getattr(instance, "_sessionkit_losing", set())
         instance._sessionkit_losing = set()
     elif action == "post_add" and pk_set:
         affected = _affected_users(sender, instance, pk_set)

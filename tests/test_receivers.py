@@ -479,3 +479,123 @@ def test_proxy_user_group_change_rotates_sessions(alice: User) -> None:
     ProxiedUser.objects.get(pk=alice.pk).groups.add(Group.objects.create(name="ops"))
     assert _rotated_users() == {"alice"}
     _assert_rotates_at_next_request(browser)
+
+
+# -- Password change without the middleware ----------------------------------------
+
+WITHOUT_SESSIONKIT = [
+    m for m in settings.MIDDLEWARE if not m.startswith("django_sessionkit.")
+]
+
+
+@pytest.mark.urls("tests.urls_rotation")
+@pytest.mark.parametrize("path", ["/password/", "/apassword/"])
+def test_password_change_without_middleware_keeps_current(
+    alice: User, path: str, settings: Any
+) -> None:
+    settings.MIDDLEWARE = WITHOUT_SESSIONKIT
+    current, other = signed_in_browsers(2)
+    row = row_of(current)
+    other_row = row_of(other)
+    response = current.post(path, {"password": NEW_PASSWORD})
+    assert response.status_code == 200, response.content
+    assert user_of(current.get("/peek/")) == "alice"
+    assert row_of(current).pk == row.pk
+    assert user_of(other.get("/peek/")) == ""
+    revokes = events(Kind.REVOKE)
+    assert [(e.session_id, e.reason) for e in revokes] == [
+        (other_row.pk, "password_change")
+    ]
+
+
+def test_password_change_with_request_factory_keeps_current(alice: User) -> None:
+    from django.contrib.auth import update_session_auth_hash
+    from django.test import RequestFactory
+
+    from django_sessionkit.backends.db import SessionStore
+
+    current, other = signed_in_browsers(2)
+    row = row_of(current)
+    request = RequestFactory().post("/")
+    request.session = SessionStore(key_of(current))
+    request.user = User.objects.get(pk=alice.pk)
+    request.user.set_password(NEW_PASSWORD)
+    request.user.save()
+    update_session_auth_hash(request, request.user)
+    request.session.save()
+    assert request.session.session_key != key_of(current)
+    assert Session.objects.get(pk=row.pk).key_hash == hash_key(
+        request.session.session_key
+    )
+    assert user_of(carrying(request.session.session_key).get("/peek/")) == "alice"
+    assert user_of(other.get("/peek/")) == ""
+    assert [e.reason for e in events(Kind.REVOKE)] == ["password_change"]
+
+
+@pytest.mark.urls("tests.urls_rotation")
+def test_password_reset_without_session_keeps_no_stale_session(
+    alice: User, settings: Any
+) -> None:
+    # A store of one of alice's sessions seen earlier in this thread must not
+    # count as the session of a later request that resets her password.
+    settings.MIDDLEWARE = WITHOUT_SESSIONKIT
+    [browser] = signed_in_browsers(1)
+    assert user_of(browser.get("/peek/")) == "alice"
+    response = Client().post("/password-of/alice/", {"password": NEW_PASSWORD})
+    assert response.status_code == 200
+    assert not Session.objects.filter(user=alice).exists()
+
+
+# -- Signing in as another user in the same browser ---------------------------------
+
+
+@pytest.mark.parametrize("path", ["/login/", "/alogin/"])
+def test_sign_in_as_other_user_records_first_users_logout(
+    alice: User, bob: User, path: str
+) -> None:
+    browser = Client()
+    sign_in(browser, path=path)
+    first = row_of(browser)
+    sign_in(browser, path=path, username="bob")
+    assert user_of(browser.get("/peek/")) == "bob"
+    assert not Session.objects.filter(pk=first.pk).exists()
+    [logout] = events(Kind.LOGOUT)
+    assert (logout.session_id, logout.user, logout.reason) == (
+        first.pk,
+        alice,
+        "user_switched",
+    )
+    assert [e.user for e in events(Kind.LOGIN)] == [alice, bob]
+
+
+async def test_alogin_as_other_user_records_first_users_logout(
+    alice: User, bob: User
+) -> None:
+    browser = AsyncClient()
+    for username in ("alice", "bob"):
+        response = await browser.post(
+            "/alogin/", {"username": username, "password": PASSWORD}
+        )
+        assert response.status_code == 200
+    logouts = [
+        (e.user_id, e.reason)
+        async for e in SessionEvent.objects.filter(kind=Kind.LOGOUT)
+    ]
+    assert logouts == [(alice.pk, "user_switched")]
+
+
+def test_sign_out_then_in_as_other_user_records_one_logout(
+    alice: User, bob: User
+) -> None:
+    browser = Client()
+    sign_in(browser)
+    browser.post("/logout/")
+    sign_in(browser, username="bob")
+    assert [e.reason for e in events(Kind.LOGOUT)] == ["logout"]
+
+
+def test_sign_in_again_as_same_user_records_no_logout(alice: User) -> None:
+    browser = Client()
+    sign_in(browser)
+    sign_in(browser)
+    assert events(Kind.LOGOUT) == []

@@ -16,6 +16,7 @@ contract of ``django.contrib.sessions.backends.db`` and adds:
 from __future__ import annotations
 
 import functools
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,15 @@ def _load_sql(model: type[Session], using: str) -> str:
     return f"SELECT {columns} FROM {table} WHERE {key_hash} = %s {limit}"  # noqa: S608
 
 
+#: The session store of the request being handled: the latest store made in
+#: this context (and the middleware's, when it runs). A password change keeps
+#: it (see ``receivers.user_saved``). Emptied when a request starts and ends
+#: (``receivers``), so no store outlives its request here.
+current_session: ContextVar[SessionStore | None] = ContextVar(
+    "sessionkit_current_session", default=None
+)
+
+
 @dataclass(frozen=True)
 class SignIn:
     """What is recorded when a session signs in."""
@@ -95,6 +105,12 @@ class SessionStore(SessionBase):
         #: after its grace window. ``ended_record`` is its row.
         self.ended_reason: str | None = None
         self.ended_record: Session | None = None
+        #: The row this request's ``flush()`` deleted (Django's ``login()``
+        #: flushes the session of another user), for the sign-in to record.
+        self.flushed_record: Session | None = None
+        # Without the middleware, this is how a password change made in the
+        # request finds the session to keep.
+        current_session.set(self)
 
     def __repr__(self) -> str:
         session_id = self._record.pk if self._record is not None else None
@@ -559,6 +575,7 @@ class SessionStore(SessionBase):
             self._record = None
 
     def flush(self) -> None:
+        self.flushed_record = self._record
         super().flush()
         self.key_renewed = True
 
@@ -669,6 +686,7 @@ class SessionStore(SessionBase):
             self._record = None
 
     async def aflush(self) -> None:
+        self.flushed_record = self._record
         await super().aflush()
         self.key_renewed = True
 
