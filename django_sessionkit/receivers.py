@@ -16,7 +16,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from django_sessionkit import devices, limits
-from django_sessionkit.backends.db import SessionStore
+from django_sessionkit.backends.db import UNLINKED_USER_KEY, SessionStore
 from django_sessionkit.backends.db import current_session as current_session
 from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject, emit
@@ -48,6 +48,10 @@ def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
         return
     _record_switch(request, session, user)
     session.mark_signed_in(request, user)
+    if not is_user(user):
+        _signed_in_unlinked(request, session)
+        return
+    session.pop(UNLINKED_USER_KEY, None)
     device: Device | None = None
     new_device = False
     with transaction.atomic(using=router.db_for_write(Session)):
@@ -79,6 +83,30 @@ def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
         emit(Kind.NEW_DEVICE, [subject], reason="new_device", request=request)
         device_added.send(sender=Device, device=device, user=user, request=request)
         devices.notify_new_device(device, user, request=request)
+
+
+def is_user(user: Any) -> bool:
+    """Whether ``user`` is an instance of ``AUTH_USER_MODEL`` (or a proxy)."""
+    meta = getattr(user, "_meta", None)
+    return meta is not None and meta.concrete_model is get_user_model()
+
+
+def _signed_in_unlinked(request: HttpRequest, session: SessionStore) -> None:
+    """A sign-in of something a backend returned that is not a user.
+
+    Its id is no user's: the session gets no user (nor device, limit or
+    email), so that it never counts as, or is listed for, the user who has
+    that id. The key is renewed and the sign-in recorded all the same.
+    """
+    session[UNLINKED_USER_KEY] = True
+    if not session.key_renewed:
+        session.cycle_key()
+    if session.record is None:
+        session.save()  # an id for the event
+    record = session.record
+    assert record is not None
+    subject = Subject(session_id=record.pk, user=None, ip=record.ip)
+    emit(Kind.LOGIN, [subject], reason="login", request=request)
 
 
 def _record_switch(request: HttpRequest, session: SessionStore, user: Any) -> None:

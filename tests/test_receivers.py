@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import Group, Permission, User
 from django.test import AsyncClient, Client
+from django.utils.crypto import salted_hmac
 
 from django_sessionkit import receivers
 from django_sessionkit.keys import hash_key
-from django_sessionkit.models import Session, SessionEvent
+from django_sessionkit.models import Device, Session, SessionEvent
 from django_sessionkit.signals import session_revoked, session_rotated
 from tests.helpers import captured, carrying, events, set_cookie, user_of
 
@@ -599,3 +601,88 @@ def test_sign_in_again_as_same_user_records_no_logout(alice: User) -> None:
     sign_in(browser)
     sign_in(browser)
     assert events(Kind.LOGOUT) == []
+
+
+# -- A backend that signs in something other than the user model --------------------
+
+
+class Account(Group):
+    """A sign-in identity that is not ``AUTH_USER_MODEL`` (Django allows a
+    backend to return one); a proxy of ``Group`` so that it needs no table."""
+
+    is_active = True
+    is_authenticated = True
+    is_anonymous = False
+    last_login = None
+
+    class Meta:
+        proxy = True
+        app_label = "auth"
+
+    def get_username(self) -> str:
+        return self.name
+
+    def get_session_auth_hash(self) -> str:
+        return salted_hmac("tests.Account", self.name, algorithm="sha256").hexdigest()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Django's update_last_login() saves "last_login" on whatever signed in.
+        if kwargs.get("update_fields") == ["last_login"]:
+            return
+        super().save(*args, **kwargs)
+
+
+class AccountBackend(BaseBackend):
+    def authenticate(  # type: ignore[override]
+        self, request: Any, username: str | None = None, password: str | None = None
+    ) -> Account | None:
+        if password != "account secret":
+            return None
+        return Account.objects.filter(name=username).first()
+
+    def get_user(self, pk: Any) -> Account | None:  # type: ignore[override]
+        return Account.objects.filter(pk=pk).first()
+
+
+ACCOUNT_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    f"{__name__}.AccountBackend",
+]
+
+
+@pytest.mark.parametrize("path", ["/login/", "/alogin/"])
+def test_sign_in_of_other_model_makes_session_without_user(
+    alice: User, settings: Any, path: str
+) -> None:
+    settings.AUTHENTICATION_BACKENDS = ACCOUNT_BACKENDS
+    settings.SESSIONKIT_MAX_SESSIONS_PER_USER = 1
+    # The same id as alice's: the session must not become hers.
+    account = Account.objects.create(pk=alice.pk, name="ops")
+    [alices] = signed_in_browsers(1)
+    browser = Client()
+    response = browser.post(path, {"username": "ops", "password": "account secret"})
+    assert response.status_code == 200, response.content
+    assert user_of(browser.get("/peek/")) == "ops"
+    row = row_of(browser)
+    assert (row.user_id, row.device_id) == (None, None)
+    assert list(Session.objects.filter(user=alice)) == [row_of(alices)]
+    assert user_of(alices.get("/peek/")) == "alice"  # not evicted by the limit
+    assert Device.objects.filter(user=alice).count() == 1
+    login = events(Kind.LOGIN)[-1]
+    assert (login.session_id, login.user_id) == (row.pk, None)
+    assert user_of(browser.get("/peek/")) == "ops"  # saved again, still unlinked
+    browser.get("/put/?basket=3")
+    assert Session.objects.get(pk=row.pk).user_id is None
+    assert account.pk == alice.pk
+
+
+def test_sign_in_as_user_after_other_model_links_session(
+    alice: User, settings: Any
+) -> None:
+    settings.AUTHENTICATION_BACKENDS = ACCOUNT_BACKENDS
+    Account.objects.create(name="ops")
+    browser = Client()
+    browser.post("/login/", {"username": "ops", "password": "account secret"})
+    sign_in(browser)
+    assert user_of(browser.get("/peek/")) == "alice"
+    assert row_of(browser).user_id == alice.pk

@@ -71,6 +71,11 @@ current_session: ContextVar[SessionStore | None] = ContextVar(
 )
 
 
+#: In the data of a session signed in by a backend that returned something
+#: other than ``AUTH_USER_MODEL``: its id is no user's, so the row gets none.
+UNLINKED_USER_KEY = "_sessionkit_unlinked_user"
+
+
 @dataclass(frozen=True)
 class SignIn:
     """What is recorded when a session signs in."""
@@ -212,7 +217,7 @@ class SessionStore(SessionBase):
 
     def _user_id(self, data: dict[str, Any]) -> Any:
         raw = data.get(SESSION_KEY)
-        if raw is None:
+        if raw is None or data.get(UNLINKED_USER_KEY):
             return None
         try:
             return get_user_model()._meta.pk.to_python(raw)
