@@ -39,6 +39,7 @@ SETTINGS: list[tuple[str, Any, Any, Any]] = [
     ("REAUTH_MAX_AGE", timedelta(minutes=10), timedelta(minutes=5), None),
     ("DEVICE_COOKIE_NAME", "sessionkit_device", "device", "__Host-device"),
     ("DEVICE_COOKIE_AGE", timedelta(days=365), timedelta(days=30), None),
+    ("DEVICE_RETENTION", timedelta(days=90), timedelta(days=30), None),
     ("NOTIFY_NEW_DEVICE", False, True, False),
     (
         "LOCATION_RESOLVER",

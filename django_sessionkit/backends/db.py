@@ -599,9 +599,11 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls) -> None:
-        """Delete expired sessions and events past their retention, in batches."""
+        """Delete expired sessions, then events and devices past their
+        retention, in batches."""
         cleanup.delete_in_batches(cls._queryset().filter(cls._expired(timezone.now())))
         cleanup.cleanup_events()
+        cleanup.cleanup_devices()
 
     # -- Async API -------------------------------------------------------------
 
@@ -715,3 +717,4 @@ class SessionStore(SessionBase):
             cls._queryset().filter(cls._expired(timezone.now()))
         )
         await cleanup.acleanup_events()
+        await cleanup.acleanup_devices()
