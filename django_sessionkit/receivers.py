@@ -72,7 +72,7 @@ def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
             limits.evict_oldest(session, user, request)
     if denied:
         session.flush()
-        raise limits.SessionLimitReached(str(limits.LIMIT_MESSAGE))
+        raise limits.refuse(request)
     record = session.record
     assert record is not None and device is not None
     subject = Subject(

@@ -295,6 +295,22 @@ class SessionStore(SessionBase):
         self._written()
         return True
 
+    def _ended_since_sign_in(self) -> bool:
+        """Whether this request signed the session in and its row was ended
+        since (a simultaneous sign-in beyond the session limit evicted it).
+
+        The sign-in was written, under the limit's lock, and then ended as
+        any session can be: the response goes out as a signed-in one, the
+        row is not re-created, and the next request is anonymous. Answering
+        400 instead would show the user an error for signing in.
+        """
+        if self._signed_in_at is None and self._sign_in is None:
+            return False
+        self._sign_in = None
+        self._has_row = False
+        self._record = None
+        return True
+
     def _row_gone(self) -> None:
         """Refuse to continue a session whose row was deleted meanwhile."""
         if self._has_row:
@@ -553,6 +569,8 @@ class SessionStore(SessionBase):
         rows_ = self._lookup(self.session_key)
         row_values = self._row_values(data)
         if rows_ is None or not rows_.update(**row_values):
+            if self._ended_since_sign_in():
+                return
             raise UpdateError
         self._written()
         self._stored(row_values, complete=complete)
@@ -666,6 +684,8 @@ class SessionStore(SessionBase):
         rows_ = self._lookup(self.session_key)
         row_values = self._row_values(data)
         if rows_ is None or not await rows_.aupdate(**row_values):
+            if self._ended_since_sign_in():
+                return
             raise UpdateError
         self._written()
         await self._astored(row_values, complete=complete)
