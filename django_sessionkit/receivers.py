@@ -114,7 +114,8 @@ def _record_switch(request: HttpRequest, session: SessionStore, user: Any) -> No
     switched, session.flushed_record = session.flushed_record, None
     if (
         switched is None
-        or switched.user_id in (None, user.pk)
+        or switched.user_id is None
+        or (is_user(user) and switched.user_id == user.pk)
         or getattr(request, "sessionkit_signed_out", False)  # logged out already
     ):
         return

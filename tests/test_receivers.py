@@ -686,3 +686,21 @@ def test_sign_in_as_user_after_other_model_links_session(
     sign_in(browser)
     assert user_of(browser.get("/peek/")) == "alice"
     assert row_of(browser).user_id == alice.pk
+
+
+def test_sign_in_of_other_model_over_user_session_records_switch(
+    alice: User, settings: Any
+) -> None:
+    settings.AUTHENTICATION_BACKENDS = ACCOUNT_BACKENDS
+    Account.objects.create(pk=alice.pk, name="ops")  # alice's id, another model
+    browser = Client()
+    sign_in(browser)
+    first = row_of(browser)
+    browser.post("/login/", {"username": "ops", "password": "account secret"})
+    assert user_of(browser.get("/peek/")) == "ops"
+    [logout] = events(Kind.LOGOUT)
+    assert (logout.session_id, logout.user, logout.reason) == (
+        first.pk,
+        alice,
+        "user_switched",
+    )
