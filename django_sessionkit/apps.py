@@ -14,3 +14,4 @@ class SessionKitConfig(AppConfig):
         from django_sessionkit import checks, receivers  # noqa: F401
 
         receivers.connect_user_proxies()
+        receivers.connect_privilege_tables()

@@ -39,6 +39,7 @@ DURATION_SETTINGS: tuple[str, ...] = (
     "REAUTH_MAX_AGE",
     "DEVICE_COOKIE_AGE",
     "REAUTH_FAILURE_WINDOW",
+    "DEVICE_RETENTION",
 )
 
 
@@ -279,6 +280,11 @@ class Settings:
     def DEVICE_COOKIE_AGE(self) -> timedelta | None:
         """How long the device cookie lasts (``None``: until the browser closes)."""
         return self._duration("DEVICE_COOKIE_AGE", timedelta(days=365))
+
+    @property
+    def DEVICE_RETENTION(self) -> timedelta | None:
+        """How long a device without sessions is kept after it was last seen."""
+        return self._duration("DEVICE_RETENTION", timedelta(days=90))
 
     @property
     def NOTIFY_NEW_DEVICE(self) -> bool:

@@ -151,9 +151,12 @@ def device_for_sign_in(request: HttpRequest, user: Any) -> tuple[Device, bool]:
                 setattr(device, name, value)
             device.user_agent = user_agent
             fields += ["user_agent", *parsed]
-        device.save(update_fields=fields)
+        values = {name: getattr(device, name) for name in fields}
+        if not _devices().filter(pk=device.pk).update(**values):
+            # Deleted by the cleanup since it was read: a new device then.
+            device = None
         created = False
-    else:
+    if device is None:
         token = new_token()
         device = _devices().create(
             user=user,

@@ -34,6 +34,10 @@ class AuthenticationForm(auth_forms.AuthenticationForm):
             raise ValidationError(
                 self.error_messages["session_limit"], code="session_limit"
             )
+        if self.request is not None:
+            # A simultaneous sign-in may still take the last place: the
+            # middleware then asks this form again (limits.refused_response).
+            setattr(self.request, limits.FORM_CHECKED, True)
 
 
 class ReauthenticationForm(forms.Form):

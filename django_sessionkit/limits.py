@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import iscoroutinefunction
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import router
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -22,8 +24,50 @@ LIMIT_MESSAGE = _(
 )
 
 
+#: Set on a request whose sign-in form checked the limit and let it pass.
+FORM_CHECKED = "sessionkit_limit_checked"
+_RETRIED = "sessionkit_limit_retried"
+
+
 class SessionLimitReached(PermissionDenied):
     """A sign-in refused because the user has the maximum number of sessions."""
+
+
+def refuse(request: HttpRequest) -> SessionLimitReached:
+    """Leave ``request`` anonymous after a refused sign-in; the error to raise.
+
+    ``login()`` has set ``request.user`` already: nothing after the refusal
+    may act as the user.
+    """
+    request.user = AnonymousUser()
+    return SessionLimitReached(str(LIMIT_MESSAGE))
+
+
+def refused_response(
+    request: HttpRequest, exception: Exception
+) -> HttpResponseBase | None:
+    """The answer to a sign-in the limit refused after its form let it pass.
+
+    The form's check (:func:`would_exceed`) and the sign-in's (under the
+    lock) are a moment apart: a simultaneous sign-in can take the last place
+    in between. The view then runs once more, and its form, which now sees
+    the limit, shows its ordinary error. ``None`` (Django answers 403) for
+    anything else: another exception, a view without the package's form, an
+    async view, a second refusal.
+    """
+    if (
+        not isinstance(exception, SessionLimitReached)
+        or not getattr(request, FORM_CHECKED, False)
+        or getattr(request, _RETRIED, False)
+    ):
+        return None
+    match = request.resolver_match
+    if match is None or iscoroutinefunction(match.func):
+        return None
+    setattr(request, _RETRIED, True)
+    setattr(request, FORM_CHECKED, False)
+    response: HttpResponseBase = match.func(request, *match.args, **match.kwargs)
+    return response
 
 
 def _live_sessions(user: Any) -> SessionQuerySet:

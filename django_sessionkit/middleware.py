@@ -40,7 +40,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
 
-from django_sessionkit import policy
+from django_sessionkit import limits, policy
 from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.conf import conf
 from django_sessionkit.devices import set_device_cookie
@@ -286,6 +286,12 @@ class SessionKitMiddleware:
             response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
         set_device_cookie(request, response)
         return response
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponseBase | None:
+        # A sign-in refused by the session limit after its form said yes.
+        return limits.refused_response(request, exception)
 
     # -- Sync path ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import router, transaction
@@ -54,7 +55,17 @@ def schedule_user_rotation(user: Any) -> int:
     Called when the user's privileges change: a key issued before must not
     carry the new privileges. Return how many sessions were marked.
     """
-    rows = Session.objects.using(router.db_for_write(Session)).filter(user_id=user.pk)
+    return schedule_users_rotation([user.pk])
+
+
+def schedule_users_rotation(user_ids: Iterable[Any]) -> int:
+    """Give every session of the users of ``user_ids`` a new key at its next
+    request (a group's permissions changed, say); return how many were marked.
+    """
+    ids = list(user_ids)
+    if not ids:
+        return 0
+    rows = Session.objects.using(router.db_for_write(Session)).filter(user_id__in=ids)
     store = caching_store()
     with transaction.atomic(using=rows.db):
         key_hashes = locked_key_hashes(rows)

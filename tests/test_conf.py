@@ -47,6 +47,7 @@ SETTINGS: list[tuple[str, Any, Any, Any]] = [
     ("REAUTH_REVOKE_AFTER", 20, 10, None),
     ("DEVICE_COOKIE_NAME", "sessionkit_device", "device", "__Host-device"),
     ("DEVICE_COOKIE_AGE", timedelta(days=365), timedelta(days=30), None),
+    ("DEVICE_RETENTION", timedelta(days=90), timedelta(days=30), None),
     ("NOTIFY_NEW_DEVICE", False, True, False),
     (
         "LOCATION_RESOLVER",

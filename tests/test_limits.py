@@ -8,15 +8,23 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import alogin, login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import User
-from django.http import HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.test import AsyncClient, Client
+from django.urls import path
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 
+import tests.urls
 from django_sessionkit import limits
 from django_sessionkit.backends.db import SessionStore
+from django_sessionkit.forms import AuthenticationForm
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
+from django_sessionkit.revocation import arevoke_session, revoke_session
 from django_sessionkit.signals import session_revoked, session_started
 from tests.helpers import captured, events, postgresql_only, together
 
@@ -282,16 +290,13 @@ def test_simultaneous_sign_ins_never_exceed_limit(
             assert [user for _, user in round_].count("alice") == LIMIT
     beyond = len(outcomes) - LIMIT
     if policy == "evict_oldest":
-        # A sign-in evicted by a simultaneous one while still in flight cannot
-        # save its session back: Django answers 400 (SessionInterrupted).
-        assert {outcome for outcome in outcomes} <= {
-            (200, "alice"),
-            (200, ""),
-            (400, ""),
-        }
+        # A sign-in evicted by a simultaneous one while still in flight
+        # answers as signed in; its next request is anonymous.
+        assert {outcome for outcome in outcomes} <= {(200, "alice"), (200, "")}
         assert len(events(Kind.REVOKE)) == beyond
     else:
-        # The first round fills the places, the later ones find none.
+        # The first round fills the places, the later ones find none. This
+        # view has no sign-in form to show the error: 403.
         assert sorted(outcomes) == [(200, "alice")] * LIMIT + [(403, "")] * beyond
         assert not events(Kind.REVOKE)
 
@@ -341,3 +346,142 @@ def test_authentication_form_does_not_count_the_browsers_own_session(
     assert AuthenticationForm(Request(), data=data).is_valid()  # type: ignore[arg-type]
     assert browser.post("/login/", data).status_code == 200
     assert Session.objects.filter(user__username="dave").count() == 1
+
+
+# -- Simultaneous sign-ins through Django's sign-in view ---------------------------
+
+
+class SignInView(auth_views.LoginView):
+    """Django's sign-in view with the package's form; answers its errors."""
+
+    authentication_form = AuthenticationForm
+
+    def render_to_response(self, context: dict[str, Any], **kwargs: Any) -> Any:
+        errors = context["form"].errors.get_json_data()
+        return JsonResponse({"errors": errors})
+
+
+@csrf_exempt
+def sign_in_then_evicted(request: HttpRequest) -> HttpResponse:
+    # A simultaneous sign-in evicts this one between its sign-in and its
+    # response, as under the session limit.
+    login(request, User.objects.get(username="alice"))
+    revoke_session(request.session.record, reason="limit")  # type: ignore[attr-defined]
+    request.session["after"] = "sign-in"
+    return HttpResponse("signed in")
+
+
+@csrf_exempt
+async def asign_in_then_evicted(request: HttpRequest) -> HttpResponse:
+    await alogin(request, await User.objects.aget(username="alice"))
+    await arevoke_session(request.session.record, reason="limit")  # type: ignore[attr-defined]
+    await request.session.aset("after", "sign-in")
+    return HttpResponse("signed in")
+
+
+class RacedSignInView(SignInView):
+    """A simultaneous sign-in takes the last place between the form's check
+    and this sign-in."""
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        other = Client()
+        assert post_sign_in(other).status_code == 200
+        return super().form_valid(form)  # type: ignore[no-any-return]
+
+
+urlpatterns = [
+    path("signin/", SignInView.as_view()),
+    path("signin-raced/", RacedSignInView.as_view()),
+    path("evicted/", sign_in_then_evicted),
+    path("aevicted/", asign_in_then_evicted),
+    *tests.urls.urlpatterns,
+]
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("limit", [5, None], ids=["limited", "unlimited"])
+@pytest.mark.parametrize("path", ["/evicted/", "/aevicted/"])
+def test_sign_in_evicted_in_flight_answers_signed_in(
+    alice: User, path: str, limit: int | None, settings: Any
+) -> None:
+    # With a limit the sign-in is written under the lock before the view
+    # goes on; without, at the response.
+    settings.SESSIONKIT_MAX_SESSIONS_PER_USER = limit
+    browser = Client()
+    response = browser.post(path)
+    assert response.status_code == 200, response.content
+    assert user_of(browser) == ""
+    assert not Session.objects.exists()
+    assert [e.reason for e in events(Kind.REVOKE)] == ["limit"]
+
+
+def outcome(response: HttpResponseBase) -> str:
+    """ "signed in", the form's error code, or the bare status of anything else."""
+    if response.status_code == 302:
+        return "signed in"
+    if response.status_code == 200:
+        [error] = response.json()["errors"]["__all__"]  # type: ignore[attr-defined]
+        return str(error["code"])
+    return str(response.status_code)
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("evict_oldest", {"signed in"}), ("deny", {"signed in", "session_limit"})],
+)
+def test_simultaneous_sign_ins_through_view_answer_normally(
+    limited: Callable[[int, str | None], None], policy: str, expected: set[str]
+) -> None:
+    alice = User.objects.create_user("alice", password=PASSWORD)
+    limited(LIMIT, policy)
+    outcomes: list[str] = []
+    for _ in range(4):
+        browsers = [Client() for _ in range(2 * LIMIT + 2)]
+        responses = together(browsers, lambda b: post_sign_in(b, "/signin/"))
+        outcomes += [outcome(r) for r in responses]
+        assert Session.objects.filter(user=alice).count() == LIMIT
+        for response, browser in zip(responses, browsers, strict=True):
+            signed_in = outcome(response) == "signed in"
+            assert user_of(browser) in (("alice", "") if signed_in else ("",))
+    assert set(outcomes) <= expected, outcomes
+    assert outcomes.count("signed in") >= LIMIT
+
+
+@pytest.mark.urls(__name__)
+def test_deny_raced_after_form_check_shows_form_error(
+    alice: User, limited: Callable[[int, str | None], None]
+) -> None:
+    limited(2, "deny")
+    signed_in_browsers(1)
+    browser = Client()
+    response = post_sign_in(browser, "/signin-raced/")
+    assert outcome(response) == "session_limit"
+    assert user_of(browser) == ""
+    assert Session.objects.filter(user=alice).count() == 2
+    assert len(events(Kind.LOGIN)) == 2
+
+
+class CountingBackend(ModelBackend):
+    """Django's backend, counting the sign-in attempts it answers."""
+
+    attempts = 0
+
+    def authenticate(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        type(self).attempts += 1
+        return super().authenticate(request, *args, **kwargs)
+
+
+@pytest.mark.urls(__name__)
+def test_deny_refused_without_form_still_403(
+    alice: User, limited: Callable[[int, str | None], None], settings: Any
+) -> None:
+    # A view without the package's form runs once: no form to ask again.
+    limited(1, "deny")
+    signed_in_browsers(1)
+    settings.AUTHENTICATION_BACKENDS = [f"{__name__}.CountingBackend"]
+    CountingBackend.attempts = 0
+    assert post_sign_in(Client()).status_code == 403
+    assert CountingBackend.attempts == 1

@@ -16,6 +16,7 @@ contract of ``django.contrib.sessions.backends.db`` and adds:
 from __future__ import annotations
 
 import functools
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -63,6 +64,20 @@ def _load_sql(model: type[Session], using: str) -> str:
     return f"SELECT {columns} FROM {table} WHERE {key_hash} = %s {limit}"  # noqa: S608
 
 
+#: The session store of the request being handled: the latest store made in
+#: this context (and the middleware's, when it runs). A password change keeps
+#: it (see ``receivers.user_saved``). Emptied when a request starts and ends
+#: (``receivers``), so no store outlives its request here.
+current_session: ContextVar[SessionStore | None] = ContextVar(
+    "sessionkit_current_session", default=None
+)
+
+
+#: In the data of a session signed in by a backend that returned something
+#: other than ``AUTH_USER_MODEL``: its id is no user's, so the row gets none.
+UNLINKED_USER_KEY = "_sessionkit_unlinked_user"
+
+
 @dataclass(frozen=True)
 class SignIn:
     """What is recorded when a session signs in."""
@@ -97,6 +112,12 @@ class SessionStore(SessionBase):
         #: after its grace window. ``ended_record`` is its row.
         self.ended_reason: str | None = None
         self.ended_record: Session | None = None
+        #: The row this request's ``flush()`` deleted (Django's ``login()``
+        #: flushes the session of another user), for the sign-in to record.
+        self.flushed_record: Session | None = None
+        # Without the middleware, this is how a password change made in the
+        # request finds the session to keep.
+        current_session.set(self)
 
     def __repr__(self) -> str:
         session_id = self._record.pk if self._record is not None else None
@@ -198,7 +219,7 @@ class SessionStore(SessionBase):
 
     def _user_id(self, data: dict[str, Any]) -> Any:
         raw = data.get(SESSION_KEY)
-        if raw is None:
+        if raw is None or data.get(UNLINKED_USER_KEY):
             return None
         try:
             return get_user_model()._meta.pk.to_python(raw)
@@ -275,6 +296,22 @@ class SessionStore(SessionBase):
         self.key_renewed = True
         self.modified = True
         self._written()
+        return True
+
+    def _ended_since_sign_in(self) -> bool:
+        """Whether this request signed the session in and its row was ended
+        since (a simultaneous sign-in beyond the session limit evicted it).
+
+        The sign-in was written, under the limit's lock, and then ended as
+        any session can be: the response goes out as a signed-in one, the
+        row is not re-created, and the next request is anonymous. Answering
+        400 instead would show the user an error for signing in.
+        """
+        if self._signed_in_at is None and self._sign_in is None:
+            return False
+        self._sign_in = None
+        self._has_row = False
+        self._record = None
         return True
 
     def _row_gone(self) -> None:
@@ -592,6 +629,8 @@ class SessionStore(SessionBase):
         rows_ = self._lookup(self.session_key)
         row_values = self._row_values(data)
         if rows_ is None or not rows_.update(**row_values):
+            if self._ended_since_sign_in():
+                return
             raise UpdateError
         self._written()
         self._stored(row_values, complete=complete)
@@ -620,6 +659,7 @@ class SessionStore(SessionBase):
             self._record = None
 
     def flush(self) -> None:
+        self.flushed_record = self._record
         super().flush()
         self.key_renewed = True
 
@@ -641,9 +681,11 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls) -> None:
-        """Delete expired sessions and events past their retention, in batches."""
+        """Delete expired sessions, then events and devices past their
+        retention, in batches."""
         cleanup.delete_in_batches(cls._queryset().filter(cls._expired(timezone.now())))
         cleanup.cleanup_events()
+        cleanup.cleanup_devices()
 
     # -- Async API -------------------------------------------------------------
 
@@ -708,6 +750,8 @@ class SessionStore(SessionBase):
         rows_ = self._lookup(self.session_key)
         row_values = self._row_values(data)
         if rows_ is None or not await rows_.aupdate(**row_values):
+            if self._ended_since_sign_in():
+                return
             raise UpdateError
         self._written()
         await self._astored(row_values, complete=complete)
@@ -737,6 +781,7 @@ class SessionStore(SessionBase):
             self._record = None
 
     async def aflush(self) -> None:
+        self.flushed_record = self._record
         await super().aflush()
         self.key_renewed = True
 
@@ -764,3 +809,4 @@ class SessionStore(SessionBase):
             cls._queryset().filter(cls._expired(timezone.now()))
         )
         await cleanup.acleanup_events()
+        await cleanup.acleanup_devices()
