@@ -491,7 +491,9 @@ WITHOUT_SESSIONKIT = [
 
 
 @pytest.mark.urls("tests.urls_rotation")
-@pytest.mark.parametrize("path", ["/password/", "/apassword/"])
+@pytest.mark.parametrize(
+    "path", ["/password/", "/apassword/", "/password-after-decoding/"]
+)
 def test_password_change_without_middleware_keeps_current(
     alice: User, path: str, settings: Any
 ) -> None:

@@ -9,6 +9,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from django_sessionkit.decorators import passive
+from django_sessionkit.models import Session
 from django_sessionkit.rotation import arotate_session, rotate_session
 from tests import urls
 
@@ -44,6 +45,15 @@ def change_password_of(request: HttpRequest, username: str) -> HttpResponse:
 
 
 @csrf_exempt
+def change_password_after_decoding(request: HttpRequest) -> HttpResponse:
+    # A page that shows what other sessions hold decodes them first: the
+    # stores made for that are not the request's session.
+    for row in Session.objects.exclude(user=None):
+        row.get_decoded()
+    return change_password(request)
+
+
+@csrf_exempt
 def step_up(request: HttpRequest) -> HttpResponse:
     rotate_session(request)
     return HttpResponse("stepped up")
@@ -64,6 +74,7 @@ urlpatterns = [
     path("password/", change_password),
     path("apassword/", achange_password),
     path("password-of/<str:username>/", change_password_of),
+    path("password-after-decoding/", change_password_after_decoding),
     path("step-up/", step_up),
     path("astep-up/", astep_up),
     path("poll/", poll),

@@ -64,7 +64,7 @@ def _load_sql(model: type[Session], using: str) -> str:
     return f"SELECT {columns} FROM {table} WHERE {key_hash} = %s {limit}"  # noqa: S608
 
 
-#: The session store of the request being handled: the latest store made in
+#: The session store of the request being handled: the first store made in
 #: this context (and the middleware's, when it runs). A password change keeps
 #: it (see ``receivers.user_saved``). Emptied when a request starts and ends
 #: (``receivers``), so no store outlives its request here.
@@ -116,8 +116,12 @@ class SessionStore(SessionBase):
         #: flushes the session of another user), for the sign-in to record.
         self.flushed_record: Session | None = None
         # Without the middleware, this is how a password change made in the
-        # request finds the session to keep.
-        current_session.set(self)
+        # request finds the session to keep: the request's session is the
+        # first store made in it (Django's SessionMiddleware makes it before
+        # any view runs); a store made later to decode another session's
+        # data must not take its place.
+        if current_session.get() is None:
+            current_session.set(self)
 
     def __repr__(self) -> str:
         session_id = self._record.pk if self._record is not None else None
