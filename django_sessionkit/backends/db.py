@@ -57,8 +57,17 @@ def _load_sql(model: type[Session], using: str) -> str:
     )
     table = quote(model._meta.db_table)
     key_hash = quote(str(model._meta.get_field("key_hash").column))
-    limit = connection.ops.limit_offset_sql(0, 1)
-    return f"SELECT {columns} FROM {table} WHERE {key_hash} = %s {limit}"  # noqa: S608
+    previous = quote(str(model._meta.get_field("previous_key_hash").column))
+    # The presented key is a session's current key or (within a rotation's
+    # grace window, or as a stale copy) its previous one: one statement asks
+    # both, each side answered by its index, so an unknown key costs one
+    # query like a live one. Two rows at most: the current key is unique, and
+    # a previous key is the key of at most one row before its rotation.
+    limit = connection.ops.limit_offset_sql(0, 2)
+    return (
+        f"SELECT {columns} FROM {table} "  # noqa: S608
+        f"WHERE {key_hash} = %s OR {previous} = %s {limit}"
+    )
 
 
 @dataclass(frozen=True)
@@ -125,10 +134,11 @@ class SessionStore(SessionBase):
         return self._queryset().filter(key_hash=hash_key(session_key))
 
     def _load_query(self) -> RawQuerySet[Session] | None:
-        # The one query on the path of every request: the unique index on
-        # key_hash answers it, the deadlines are checked against the
-        # application's clock in _found(), and it is written as SQL once per
-        # database so that no request pays for building it.
+        # The one query on the path of every request, live key or not: the
+        # indexes on key_hash and previous_key_hash answer it, the deadlines
+        # are checked against the application's clock in _found(), and it is
+        # written as SQL once per database so that no request pays for
+        # building it.
         session_key = self.session_key
         if not is_well_formed(session_key):
             self._session_key = None
@@ -136,15 +146,19 @@ class SessionStore(SessionBase):
         assert session_key is not None
         model = self.get_model_class()
         using = router.db_for_write(model)
+        presented = hash_key(session_key)
         return model.objects.db_manager(using).raw(
-            _load_sql(model, using), [hash_key(session_key)]
+            _load_sql(model, using), [presented, presented]
         )
 
-    def _predecessor_query(self) -> SessionQuerySet:
-        # Only after a miss: is the presented key a session's previous key?
+    def _loaded(self, rows: list[Session]) -> dict[str, Any]:
+        """The data of the rows the load query found, current key first."""
         assert self._session_key is not None
-        previous = hash_key(self._session_key)
-        return self._queryset().filter(previous_key_hash=previous)[:1]
+        presented = hash_key(self._session_key)
+        current = [row for row in rows if row.key_hash == presented]
+        if current:
+            return self._found(current)
+        return self._found_predecessor(rows)
 
     @staticmethod
     def is_live(record: Session, now: datetime) -> bool:
@@ -478,10 +492,7 @@ class SessionStore(SessionBase):
         rows = self._load_query()
         if rows is None:
             return {}
-        found = list(rows)
-        if found:
-            return self._found(found)
-        return self._found_predecessor(list(self._predecessor_query()))
+        return self._loaded(list(rows))
 
     def exists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)
@@ -587,10 +598,7 @@ class SessionStore(SessionBase):
         rows = self._load_query()
         if rows is None:
             return {}
-        found = [row async for row in rows]
-        if found:
-            return self._found(found)
-        return self._found_predecessor([row async for row in self._predecessor_query()])
+        return self._loaded([row async for row in rows])
 
     async def aexists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)
