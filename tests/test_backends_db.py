@@ -10,18 +10,19 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.management import call_command
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_sessionkit.backends.db import SessionStore
+from django_sessionkit.backends.db import SessionStore, SignIn
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
 
@@ -501,3 +502,146 @@ def test_raw_key_never_reaches_redis(
         value = server.dump(name) or b""
         assert key.encode() not in value
     caches["default"].clear()
+
+
+# -- A row that cannot be read, a user that is gone ---------------------------
+
+sqlite_only = pytest.mark.skipif(
+    connection.vendor != "sqlite",
+    reason="only SQLite stores text in a timestamp column",
+)
+NOT_A_DATE = {"word": "garbage", "impossible": "2026-13-45 10:00:00", "empty": ""}
+DATE_COLUMNS = ["expire_date", "absolute_expire_date", "authenticated_at"]
+
+
+def spoil(column: str, value: str) -> None:
+    """Write ``value``, which is no timestamp, into every session's ``column``."""
+    table = connection.ops.quote_name(Session._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {column} = %s", [value])  # noqa: S608
+
+
+@sqlite_only
+@pytest.mark.parametrize("value", NOT_A_DATE.values(), ids=NOT_A_DATE.keys())
+@pytest.mark.parametrize("column", DATE_COLUMNS)
+def test_timestamp_not_a_date_is_a_dead_session(
+    client: Client, alice: User, column: str, value: str, caplog: Any
+) -> None:
+    sign_in(client)
+    spoil(column, value)
+    # A 500 would raise here (the test client re-raises the view's error).
+    response = client.get("/peek/")
+    assert response.status_code == 200
+    assert response.json() == {"user": "", "data": {}}
+    assert "not a date" in caplog.text
+    # And again: no request with that cookie is ever signed in again.
+    assert user_of_response(client.get("/peek/")) == ""
+    call_command("clearsessions")
+    assert not Session.objects.exists()
+
+
+@sqlite_only
+@pytest.mark.parametrize("column", DATE_COLUMNS)
+async def test_timestamp_not_a_date_is_a_dead_session_async(
+    alice: User, column: str
+) -> None:
+    client = AsyncClient()
+    response = await client.post(
+        "/alogin/", {"username": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    await sync_to_async(spoil)(column, "garbage")
+    response = await client.get("/peek/")
+    assert response.status_code == 200
+    assert response.json() == {"user": "", "data": {}}
+    await SessionStore.aclear_expired()
+    assert not await Session.objects.aexists()
+
+
+def user_of_response(response: HttpResponse) -> str:
+    user: str = response.json()["user"]
+    return user
+
+
+def _anonymous_row() -> SessionStore:
+    store = SessionStore()
+    store["x"] = 1
+    store.save()
+    return store
+
+
+@pytest.mark.django_db(transaction=True)
+def test_save_naming_deleted_user_fails_as_ended_session() -> None:
+    store = _anonymous_row()
+    bob = User.objects.create_user("bob")
+    store[SESSION_KEY] = str(bob.pk)
+    bob.delete()  # as in a request racing this one
+    with pytest.raises(UpdateError):
+        store.save()
+    row = Session.objects.get()
+    assert row.user_id is None
+    assert row.get_decoded() == {"x": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_asave_naming_deleted_user_fails_as_ended_session() -> None:
+    store = SessionStore()
+    store["x"] = 1
+    await store.asave()
+    bob = await User.objects.acreate(username="bob")
+    store[SESSION_KEY] = str(bob.pk)
+    await bob.adelete()
+    with pytest.raises(UpdateError):
+        await store.asave()
+    row = await Session.objects.aget()
+    assert row.user_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_new_session_naming_deleted_user_is_never_written() -> None:
+    bob = User.objects.create_user("bob")
+    store = SessionStore()
+    store[SESSION_KEY] = str(bob.pk)
+    bob.delete()
+    with pytest.raises(UpdateError):
+        store.save()
+    assert not Session.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_anew_session_naming_deleted_user_is_never_written() -> None:
+    bob = await User.objects.acreate(username="bob")
+    store = SessionStore()
+    store[SESSION_KEY] = str(bob.pk)
+    await bob.adelete()
+    with pytest.raises(UpdateError):
+        await store.asave()
+    assert not await Session.objects.aexists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_request_saving_deleted_user_is_interrupted_not_500() -> None:
+    bob = User.objects.create_user("bob")
+
+    def view(request: HttpRequest) -> HttpResponse:
+        request.session[SESSION_KEY] = str(bob.pk)
+        User.objects.filter(pk=bob.pk).delete()
+        return HttpResponse("ok")
+
+    request = RequestFactory().get("/")
+    # What Django's handler answers with 400 Bad Request.
+    with pytest.raises(SessionInterrupted):
+        SessionMiddleware(view)(request)
+    assert not Session.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_integrity_error_of_a_live_user_is_not_hidden() -> None:
+    # Only a missing user makes a failed write an ended session: another
+    # integrity error is a bug to see.
+    store = _anonymous_row()
+    store._sign_in = SignIn(at=timezone.now(), ip=None, user_agent="", device_id=0)
+    alice = User.objects.create_user("alice")
+    store[SESSION_KEY] = str(alice.pk)
+    with pytest.raises(IntegrityError):
+        store.save()

@@ -16,6 +16,7 @@ contract of ``django.contrib.sessions.backends.db`` and adds:
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -24,8 +25,16 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    connections,
+    models,
+    router,
+    transaction,
+)
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.db.models.query import RawQuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -42,10 +51,55 @@ from django_sessionkit.keys import (
 )
 from django_sessionkit.models import Session, SessionQuerySet
 
+# Django's own session stores log here; sites already watch this logger.
+logger = logging.getLogger("django.contrib.sessions")
+
 _INTERRUPTED = (
     "The request's session was deleted before the request completed. "
     "The user may have logged out in a concurrent request, for example."
 )
+
+
+#: What a row whose timestamps are not all dates is read with (SQLite only).
+UNREADABLE = "sessionkit_unreadable"
+#: What reading a row whose timestamps are not dates raises from Django's
+#: SQLite converters ("2026-13-45" and the like).
+_CONVERSION_ERRORS = (ValueError, TypeError, AttributeError, OverflowError)
+
+
+def _date_columns(model: type[Session]) -> list[str]:
+    return [
+        str(field.column)
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.DateTimeField)
+    ]
+
+
+def _unreadable_condition(model: type[Session], using: str) -> str | None:
+    """SQL that is true for a row with a timestamp that is not a date.
+
+    Only SQLite can hold one (text written by raw SQL, say), and Django reads
+    most such text as NULL, which for a deadline would mean none at all.
+    Django writes every timestamp as text that ``julianday()`` understands.
+    ``None`` on other databases.
+    """
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return None
+    quote = connection.ops.quote_name
+    return " OR ".join(
+        f"({quote(c)} IS NOT NULL AND "
+        f"(typeof({quote(c)}) <> 'text' OR julianday({quote(c)}) IS NULL))"
+        for c in _date_columns(model)
+    )
+
+
+def _unreadable_sql(model: type[Session], using: str) -> str:
+    """The load query's extra column saying whether the row is unreadable."""
+    condition = _unreadable_condition(model, using)
+    if condition is None:
+        return ""
+    return f", ({condition}) AS {connections[using].ops.quote_name(UNREADABLE)}"
 
 
 @functools.cache
@@ -54,7 +108,7 @@ def _load_sql(model: type[Session], using: str) -> str:
     quote = connection.ops.quote_name
     columns = ", ".join(
         quote(str(field.column)) for field in model._meta.concrete_fields
-    )
+    ) + _unreadable_sql(model, using)
     table = quote(model._meta.db_table)
     key_hash = quote(str(model._meta.get_field("key_hash").column))
     previous = quote(str(model._meta.get_field("previous_key_hash").column))
@@ -151,9 +205,25 @@ class SessionStore(SessionBase):
             _load_sql(model, using), [presented, presented]
         )
 
+    def _unreadable(self) -> dict[str, Any]:
+        """The session's row has a timestamp that is not a date: it is dead.
+
+        No deadline of it can be checked, so it is never served; it is left
+        to ``clear_expired()``, which deletes such rows.
+        """
+        logger.warning(
+            "A session row has a timestamp that is not a date; the session is "
+            "treated as ended (clearsessions deletes it)"
+        )
+        return self._end(None, None)
+
     def _loaded(self, rows: list[Session]) -> dict[str, Any]:
         """The data of the rows the load query found, current key first."""
         assert self._session_key is not None
+        if any(
+            getattr(row, UNREADABLE, False) or row.expire_date is None for row in rows
+        ):
+            return self._unreadable()
         presented = hash_key(self._session_key)
         current = [row for row in rows if row.key_hash == presented]
         if current:
@@ -292,6 +362,60 @@ class SessionStore(SessionBase):
         """Refuse to continue a session whose row was deleted meanwhile."""
         if self._has_row:
             raise SessionInterrupted(_INTERRUPTED)
+
+    def _user_query(self, data: dict[str, Any]) -> Any:
+        """The session's user's row, to ask whether it still exists, or ``None``."""
+        user_id = self._user_id(data)
+        if user_id is None:
+            return None
+        model = get_user_model()
+        return model._default_manager.using(router.db_for_write(model)).filter(
+            pk=user_id
+        )
+
+    def _user_gone(self, data: dict[str, Any]) -> bool:
+        """After a failed write: whether it failed because the user was deleted.
+
+        A session naming a user who no longer exists is over, like a revoked
+        one: its save fails as a save of a deleted session does, never with
+        a server error, and it is not written without its user either (that
+        would keep a sign-in that nobody can end).
+        """
+        users = self._user_query(data)
+        try:
+            return users is not None and not users.exists()
+        except DatabaseError:
+            return False  # a transaction that cannot answer: show the first error
+
+    async def _auser_gone(self, data: dict[str, Any]) -> bool:
+        """Async twin of :meth:`_user_gone`."""
+        users = self._user_query(data)
+        try:
+            return users is not None and not await users.aexists()
+        except DatabaseError:
+            return False
+
+    def _update(
+        self, rows: SessionQuerySet, values: dict[str, Any], data: dict[str, Any]
+    ) -> int:
+        """``rows.update(**values)``; 0 when the session's user is gone."""
+        try:
+            return rows.update(**values)
+        except IntegrityError:
+            if self._user_gone(data):
+                return 0
+            raise
+
+    async def _aupdate(
+        self, rows: SessionQuerySet, values: dict[str, Any], data: dict[str, Any]
+    ) -> int:
+        """Async twin of :meth:`_update`."""
+        try:
+            return await rows.aupdate(**values)
+        except IntegrityError:
+            if await self._auser_gone(data):
+                return 0
+            raise
 
     def _get_new_session_key(self) -> str:
         # 165 random bits: a collision is caught by the unique index on
@@ -492,7 +616,11 @@ class SessionStore(SessionBase):
         rows = self._load_query()
         if rows is None:
             return {}
-        return self._loaded(list(rows))
+        try:
+            found = list(rows)
+        except _CONVERSION_ERRORS:
+            return self._unreadable()
+        return self._loaded(found)
 
     def exists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)
@@ -521,6 +649,8 @@ class SessionStore(SessionBase):
             except IntegrityError:
                 if self.exists(self.session_key):
                     raise CreateError from None
+                if self._user_gone(data):
+                    raise UpdateError from None
                 raise
             self._inserted(record)
             self._stored(None)
@@ -529,7 +659,7 @@ class SessionStore(SessionBase):
         if self._rotation_pending:
             old = self.session_key
             rows, new, values = self._interval_update(data)
-            if self._rotated(rows.update(**values), new):
+            if self._rotated(self._update(rows, values, data), new):
                 self._stored(values, replaced=hash_key(old))
                 # Only the request whose UPDATE rotated records it.
                 if self._record is not None:
@@ -542,7 +672,7 @@ class SessionStore(SessionBase):
             complete = False
         rows_ = self._lookup(self.session_key)
         row_values = self._row_values(data)
-        if rows_ is None or not rows_.update(**row_values):
+        if rows_ is None or not self._update(rows_, row_values, data):
             raise UpdateError
         self._written()
         self._stored(row_values, complete=complete)
@@ -587,9 +717,22 @@ class SessionStore(SessionBase):
         self._session_cache = data
 
     @classmethod
+    def _unreadable_rows(cls) -> SessionQuerySet | None:
+        """Rows with a timestamp that is not a date (SQLite only), or ``None``."""
+        rows = cls._queryset()
+        condition = _unreadable_condition(cls.get_model_class(), rows.db)
+        if condition is None:
+            return None
+        # Built from the model's column names only, no outside value.
+        unreadable = RawSQL(condition, [], output_field=models.BooleanField())  # noqa: S611
+        return rows.filter(unreadable)
+
+    @classmethod
     def clear_expired(cls) -> None:
         """Delete expired sessions and events past their retention, in batches."""
         cleanup.delete_in_batches(cls._queryset().filter(cls._expired(timezone.now())))
+        if (unreadable := cls._unreadable_rows()) is not None:
+            cleanup.delete_in_batches(unreadable)
         cleanup.cleanup_events()
 
     # -- Async API -------------------------------------------------------------
@@ -598,7 +741,11 @@ class SessionStore(SessionBase):
         rows = self._load_query()
         if rows is None:
             return {}
-        return self._loaded([row async for row in rows])
+        try:
+            found = [row async for row in rows]
+        except _CONVERSION_ERRORS:
+            return self._unreadable()
+        return self._loaded(found)
 
     async def aexists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)
@@ -628,6 +775,8 @@ class SessionStore(SessionBase):
             except IntegrityError:
                 if await self.aexists(self.session_key):
                     raise CreateError from None
+                if await self._auser_gone(data):
+                    raise UpdateError from None
                 raise
             self._inserted(record)
             await self._astored(None)
@@ -636,7 +785,7 @@ class SessionStore(SessionBase):
         if self._rotation_pending:
             old = self.session_key
             rows, new, values = self._interval_update(data)
-            if self._rotated(await rows.aupdate(**values), new):
+            if self._rotated(await self._aupdate(rows, values, data), new):
                 await self._astored(values, replaced=hash_key(old))
                 if self._record is not None:
                     subject = await Subject.aof(self._record)
@@ -649,7 +798,7 @@ class SessionStore(SessionBase):
             complete = False
         rows_ = self._lookup(self.session_key)
         row_values = self._row_values(data)
-        if rows_ is None or not await rows_.aupdate(**row_values):
+        if rows_ is None or not await self._aupdate(rows_, row_values, data):
             raise UpdateError
         self._written()
         await self._astored(row_values, complete=complete)
@@ -699,4 +848,6 @@ class SessionStore(SessionBase):
         await cleanup.adelete_in_batches(
             cls._queryset().filter(cls._expired(timezone.now()))
         )
+        if (unreadable := cls._unreadable_rows()) is not None:
+            await cleanup.adelete_in_batches(unreadable)
         await cleanup.acleanup_events()
