@@ -15,17 +15,20 @@ user:
 - ``store only cached_db``: our cached store with ``SessionMiddleware`` only,
   no policy: the store compared with Django's stores like for like.
 
-Two kinds of request: ``read`` (the session and the user are loaded, nothing
-changes) and ``write`` (the view stores a new value in the session). Each
-reports the median and p95 µs, SQL statements and writes, Redis commands and
-round trips per request, and the two targets are checked, for the store
-alone and for the full stack: a read of ``store only cached_db`` and of
-``sessionkit cached_db`` within 1.05x of ``django cache``, a write no slower
-than ``django cached_db``.
+Two kinds of signed-in request: ``read`` (the session and the user are
+loaded, nothing changes) and ``write`` (the view stores a new value in the
+session); and two kinds of anonymous request carrying a well-formed key that
+matches no session: ``unknown`` (the same key every time) and ``random`` (a
+new key every time). Each reports the median and p95 µs, SQL statements and
+writes, Redis commands and round trips per request, and the two targets are
+checked, for the store alone and for the full stack: a read of ``store only
+cached_db`` and of ``sessionkit cached_db`` within 1.05x of ``django cache``,
+a write no slower than ``django cached_db``.
 
     python bench/cached.py                   # PostgreSQL from the PG* variables
     python bench/cached.py --quick           # a short run, to try it out
     python bench/cached.py --profile "sessionkit cached_db:read"
+    python bench/cached.py --kinds unknown random --setups "sessionkit db"
 
 ``--profile CASE:KIND`` runs cProfile over that case's timed requests and
 prints where the time goes (that run's times are slowed by the profiler).
@@ -77,6 +80,10 @@ SETUPS = {
     ),
 }
 KINDS = ("read", "write")
+#: Requests carrying a well-formed key that matches no session: ``unknown``
+#: presents the same key every time (a stale cookie sent again and again),
+#: ``random`` a new one each time (a flood of made-up cookies).
+UNKNOWN_KINDS = ("unknown", "random")
 #: (kind, set-up measured, set-up it is held against, largest ratio allowed)
 TARGETS = [
     ("read", "sessionkit cached_db", "django cache", 1.05),
@@ -108,16 +115,46 @@ def signed_in_case(label: str, kind: str, user: Any, background: int) -> Case:
     return Case(f"{label}:{kind}", lambda i: client.get("/put/", {"n": i}), b"bench")
 
 
+def unknown_case(label: str, kind: str) -> Case:
+    """A client presenting a key that matches no session (``kind``: see UNKNOWN_KINDS).
+
+    The cookie is set before every request: the response deletes it, as it
+    should, and the attacker or the stale browser sends it again.
+    """
+    from django.conf import settings
+    from django.test import Client, override_settings
+
+    from django_sessionkit.keys import new_key
+
+    engine, middleware = SETUPS[label]
+    with override_settings(SESSION_ENGINE=engine, MIDDLEWARE=middleware):
+        client = Client()
+        client.get("/")  # builds the client's middleware with this engine
+    stale = new_key()
+
+    def send(i: int) -> Any:
+        key = stale if kind == "unknown" else new_key()
+        client.cookies[settings.SESSION_COOKIE_NAME] = key
+        return client.get("/")
+
+    return Case(f"{label}:{kind}", send, b"")
+
+
 def run(args: argparse.Namespace, redis: type[Any]) -> list[dict[str, Any]]:
     from django.contrib.auth.models import User
 
     user = User.objects.create_user("bench", password="bench")  # noqa: S106
+    kinds = args.kinds
+    signed_in = [k for k in kinds if k in KINDS]
     # Each kind of request has a session of its own.
-    per_setup = args.background // len(KINDS)
+    per_setup = args.background // max(len(signed_in), 1)
+    setups = args.setups or list(SETUPS)
     cases = [
         signed_in_case(label, kind, user, per_setup)
-        for label in SETUPS
-        for kind in KINDS
+        if kind in KINDS
+        else unknown_case(label, kind)
+        for label in setups
+        for kind in kinds
     ]
     profiler = cProfile.Profile() if args.profile else None
     profiled = next((c for c in cases if c.label == args.profile), None)
@@ -164,6 +201,8 @@ def report(results: list[dict[str, Any]]) -> bool:
     met = True
     print("\nTargets (medians):")
     for kind, ours, theirs, limit in TARGETS:
+        if f"{ours}:{kind}" not in by_label or f"{theirs}:{kind}" not in by_label:
+            continue  # not measured in this run
         ratio = (
             by_label[f"{ours}:{kind}"]["median_us"]
             / (by_label[f"{theirs}:{kind}"]["median_us"])
@@ -189,6 +228,19 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="200 requests, 20 warm-up")
     parser.add_argument("--profile", metavar="SETUP:KIND")
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=KINDS + UNKNOWN_KINDS,
+        default=list(KINDS + UNKNOWN_KINDS),
+        help="kinds of request to measure (default: all)",
+    )
+    parser.add_argument(
+        "--setups",
+        nargs="+",
+        choices=list(SETUPS),
+        help="set-ups to measure (default: all)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.warmup, args.background = 200, 20, 200

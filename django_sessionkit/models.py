@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import FieldError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -26,26 +28,66 @@ PARSED_MAX_LENGTH = 100
 UNKNOWN = _("Unknown")
 
 
+#: The lookups of ``session_key`` that can be answered from the hash.
+_KEY_LOOKUPS = {"session_key": "key_hash", "session_key__exact": "key_hash"}
+_KEY_IN_LOOKUP = "session_key__in"
+
+
+def _hash_lookup(lookup: str, value: Any) -> tuple[str, Any]:
+    """``lookup=value`` on ``session_key`` as the same lookup on ``key_hash``."""
+    if lookup in _KEY_LOOKUPS:
+        return _KEY_LOOKUPS[lookup], hash_key(value or "")
+    if lookup == _KEY_IN_LOOKUP and not isinstance(value, str | models.QuerySet):
+        return "key_hash__in", [hash_key(key or "") for key in value]
+    raise FieldError(
+        f"{lookup}: a session's key is stored only as its hash, so only "
+        "session_key=<key> and session_key__in=[<key>, ...] can be looked up; "
+        "for anything else, filter on key_hash (see django_sessionkit.keys.hash_key)."
+    )
+
+
+def _is_key_lookup(lookup: str) -> bool:
+    return lookup == "session_key" or lookup.startswith("session_key__")
+
+
+def _translate_q(q: Q) -> Q:
+    """A copy of ``q`` whose ``session_key`` lookups are on ``key_hash``."""
+    translated = Q()
+    translated.connector = q.connector
+    translated.negated = q.negated
+    translated.children = [
+        _translate_q(child)
+        if isinstance(child, Q)
+        else _hash_lookup(*child)
+        if isinstance(child, tuple) and _is_key_lookup(child[0])
+        else child
+        for child in q.children
+    ]
+    return translated
+
+
 class SessionQuerySet(models.QuerySet["Session"]):
     """A queryset that understands ``session_key=<raw key>`` lookups.
 
     Code written for ``django.contrib.sessions`` filters on ``session_key``;
     here the raw key is hashed before it reaches the query, so it is never
-    sent to the database.
+    sent to the database. ``session_key=`` (or ``__exact``) and
+    ``session_key__in=`` work in ``filter()``, ``exclude()``, ``get()`` and in
+    ``Q`` objects given to them; any other lookup on ``session_key`` raises
+    ``FieldError``, since a hash cannot answer it.
     """
 
-    @staticmethod
-    def _translate(kwargs: dict[str, Any]) -> dict[str, Any]:
-        if "session_key" in kwargs:
-            kwargs = dict(kwargs)
-            kwargs["key_hash"] = hash_key(kwargs.pop("session_key") or "")
-        return kwargs
-
-    def filter(self, *args: Any, **kwargs: Any) -> SessionQuerySet:
-        return super().filter(*args, **self._translate(kwargs))
-
-    def exclude(self, *args: Any, **kwargs: Any) -> SessionQuerySet:
-        return super().exclude(*args, **self._translate(kwargs))
+    def _filter_or_exclude_inplace(
+        self, negate: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        # Every filter(), exclude(), get() and complex_filter() comes here.
+        if any(_is_key_lookup(name) for name in kwargs):
+            kwargs = dict(
+                _hash_lookup(*item) if _is_key_lookup(item[0]) else item
+                for item in kwargs.items()
+            )
+        args = tuple(_translate_q(arg) if isinstance(arg, Q) else arg for arg in args)
+        super()._filter_or_exclude_inplace(negate, args, kwargs)  # type: ignore[misc]
 
 
 class Device(models.Model):

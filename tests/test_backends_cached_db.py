@@ -40,7 +40,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_sessionkit.backends import cached_db
-from django_sessionkit.keys import hash_key, successor
+from django_sessionkit.keys import hash_key, new_key, successor
 from django_sessionkit.models import CachePurge, Session, SessionEvent
 from django_sessionkit.revocation import (
     arevoke_all_sessions,
@@ -1424,6 +1424,222 @@ async def test_aexists_answers_from_cache_then_false_after_adelete() -> None:
     assert await sync_to_async(tombstoned)(str(key))
     assert await cached_db.SessionStore().aexists(key) is False
     assert await store.atouch() is False
+
+
+# -- Unknown keys: one database read, then a short-lived miss marker -------------------
+
+
+def test_unknown_key_again_costs_no_sql(server: redis.Redis) -> None:
+    key = new_key()
+    carrying(new_key()).get("/peek/")  # connects (handshake commands)
+    reset_counts(server)
+    with CaptureQueriesContext(connection) as queries:
+        assert user_of(carrying(key).get("/peek/")) == ""
+    # The one lookup of the current and the previous key, then the miss
+    # marked with a set-if-absent.
+    assert len(session_sql(queries)) == 1
+    assert commands_run(server) == sorted([read_command(), "SET"])
+    assert entry_of(key) == cached_db.MISS
+    reset_counts(server)
+    with CaptureQueriesContext(connection) as queries:
+        response = carrying(key).get("/peek/")
+    assert response.json() == {"user": "", "data": {}}
+    assert session_sql(queries) == []
+    assert CountingConnection.round_trips == 1
+    assert commands_run(server) == [read_command()]
+    assert store_of(response).from_cache is True
+    assert not Session.objects.exists()
+
+
+async def test_unknown_key_again_costs_no_sql_async(server: redis.Redis) -> None:
+    key = new_key()
+    assert user_of(await acarrying(key).get("/peek/")) == ""
+    await sync_to_async(reset_counts)(server)
+    async with acaptured_queries() as queries:
+        response = await acarrying(key).get("/peek/")
+    assert response.json() == {"user": "", "data": {}}
+    assert session_sql(queries) == []
+    assert CountingConnection.round_trips == 1
+    assert store_of(response).from_cache is True
+
+
+def test_miss_marker_lives_seconds_only(server: redis.Redis, settings: Any) -> None:
+    key = new_key()
+    carrying(key).get("/peek/")
+    ttl = server.pttl(redis_name(cached_db.entry_key(hash_key(key))))
+    assert 0 < ttl <= cached_db.MISS_TIMEOUT.total_seconds() * 1000
+    # Never longer than an entry may live.
+    settings.SESSIONKIT_CACHE_MAX_AGE = 2
+    other = new_key()
+    carrying(other).get("/peek/")
+    assert 0 < server.pttl(redis_name(cached_db.entry_key(hash_key(other)))) <= 2000
+
+
+def test_miss_marker_never_replaces_tombstone(client: Client, alice: User) -> None:
+    key = sign_in(client)
+    client.post("/logout/")
+    assert tombstoned(key)
+    for _ in range(2):
+        assert user_of(carrying(key).get("/peek/")) == ""
+    assert tombstoned(key)
+
+
+def test_session_created_with_key_whose_miss_was_cached_is_served_at_once() -> None:
+    key = new_key()
+    assert carrying(key).get("/peek/").json()["data"] == {}
+    assert entry_of(key) == cached_db.MISS
+    # The row is written under that very key (as an import of Django's
+    # sessions, or a test helper, does) by a store that never loaded it.
+    cached_db.SessionStore(key).save(must_create=True)
+    assert entry_of(key) != cached_db.MISS
+    assert carrying(key).get("/put/?colour=blue").status_code == 200
+    response = carrying(key).get("/peek/")
+    assert response.json()["data"] == {"colour": "blue"}
+    assert store_of(response).from_cache is True
+    assert Session.objects.count() == 1
+
+
+async def test_session_created_with_key_whose_miss_was_cached_is_served_async() -> None:
+    key = new_key()
+    assert (await acarrying(key).get("/peek/")).json()["data"] == {}
+    await cached_db.SessionStore(key).asave(must_create=True)
+    assert (await acarrying(key).get("/put/?colour=blue")).status_code == 200
+    response = await acarrying(key).get("/peek/")
+    assert response.json()["data"] == {"colour": "blue"}
+    assert await Session.objects.acount() == 1
+
+
+def test_rotation_to_key_whose_miss_was_cached_is_served_at_once(alice: User) -> None:
+    client = Client()
+    key = sign_in(client)
+    new = successor(key)
+    # The successor presented before the rotation: a miss, marked.
+    assert user_of(carrying(new).get("/peek/")) == ""
+    assert entry_of(new) == cached_db.MISS
+    store = cached_db.SessionStore(key)
+    store.load()
+    store.schedule_rotation()
+    store.save()
+    assert store.session_key == new
+    assert user_of(carrying(new).get("/peek/")) == "alice"
+
+
+async def test_rotation_to_key_whose_miss_was_cached_is_served_async(
+    alice: User,
+) -> None:
+    client = AsyncClient()
+    key = await asign_in(client)
+    new = successor(key)
+    assert user_of(await acarrying(new).get("/peek/")) == ""
+    store = cached_db.SessionStore(key)
+    await store.aload()
+    store.schedule_rotation()
+    await store.asave()
+    assert store.session_key == new
+    assert user_of(await acarrying(new).get("/peek/")) == "alice"
+
+
+@pytest.mark.parametrize("write", ["save", "touch", "rotation"])
+def test_write_replaces_miss_marker(client: Client, alice: User, write: str) -> None:
+    key = sign_in(client)
+    store = cached_db.SessionStore(key)
+    assert store.get(SESSION_KEY) == str(alice.pk)
+    # A marker lands on the live key (from a request that read the database
+    # before the row had this key) after this store read it: its write
+    # replaces the marker.
+    session_cache().set(cached_db.entry_key(hash_key(key)), cached_db.MISS, 5)
+    if write == "save":
+        store["colour"] = "blue"
+        store.save()
+    elif write == "touch":
+        assert store.touch() is True
+    else:
+        store.schedule_rotation()
+        store.save()
+    assert store.session_key is not None
+    assert cached_row(store.session_key) is not None
+    assert user_of(carrying(store.session_key).get("/peek/")) == "alice"
+
+
+def test_miss_marker_landing_before_refill_hides_nothing(
+    racing: type[SessionStore], alice: User, server: redis.Redis
+) -> None:
+    client = Client()
+    key = sign_in(client)
+    drop_entries(server)
+
+    def late_marker(record: Session) -> None:
+        # A request that found no row for this key before it existed marks
+        # the miss only now, between this one's database read and refill.
+        session_cache().set(cached_db.entry_key(record.key_hash), cached_db.MISS, 5)
+
+    racing.between = late_marker
+    assert user_of(client.get("/peek/")) == "alice"
+    assert racing.between is None
+    assert entry_of(key) != cached_db.MISS
+    for _ in range(2):
+        assert user_of(carrying(key).get("/peek/")) == "alice"
+
+
+async def test_miss_marker_landing_before_refill_hides_nothing_async(
+    racing: type[SessionStore], alice: User, server: redis.Redis
+) -> None:
+    client = AsyncClient()
+    key = await asign_in(client)
+    await sync_to_async(drop_entries)(server)
+
+    async def late_marker(record: Session) -> None:
+        await session_cache().aset(
+            cached_db.entry_key(record.key_hash), cached_db.MISS, 5
+        )
+
+    racing.abetween = late_marker
+    assert user_of(await client.get("/peek/")) == "alice"
+    assert racing.abetween is None
+    assert await sync_to_async(entry_of)(key) != cached_db.MISS
+    for _ in range(2):
+        assert user_of(await acarrying(key).get("/peek/")) == "alice"
+
+
+# -- Entries written under the other USE_TZ --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "read"), [(False, True), (True, False)], ids=["naive", "aware"]
+)
+def test_entry_written_under_other_use_tz_is_a_miss(
+    settings: Any, alice: User, written: bool, read: bool
+) -> None:
+    settings.USE_TZ = written
+    client = Client()
+    key = sign_in(client)
+    client.get("/put/?colour=blue")
+    assert cached_row(key) is not None
+    settings.USE_TZ = read  # a rolling deploy turned it on (or off)
+    response = carrying(key).get("/peek/")
+    assert response.status_code == 200
+    assert user_of(response) == "alice"
+    assert response.json()["data"]["colour"] == "blue"
+    assert store_of(response).from_cache is False
+
+
+@pytest.mark.parametrize(
+    ("written", "read"), [(False, True), (True, False)], ids=["naive", "aware"]
+)
+async def test_entry_written_under_other_use_tz_is_a_miss_async(
+    settings: Any, alice: User, written: bool, read: bool
+) -> None:
+    # Changed on the thread of the ORM's connection, which Django's receiver
+    # of setting_changed adjusts to the new USE_TZ.
+    await sync_to_async(setattr)(settings, "USE_TZ", written)
+    client = AsyncClient()
+    key = await asign_in(client)
+    assert await sync_to_async(cached_row)(key) is not None
+    await sync_to_async(setattr)(settings, "USE_TZ", read)
+    response = await acarrying(key).get("/peek/")
+    assert response.status_code == 200
+    assert user_of(response) == "alice"
+    assert store_of(response).from_cache is False
 
 
 # -- Replicas: validity is read from the primary ---------------------------------------

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.management import call_command
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_sessionkit.backends.db import SessionStore
+from django_sessionkit.backends.db import SessionStore, SignIn
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
 
@@ -52,6 +54,18 @@ class AsyncClientFrom(AsyncClient):
         scope: dict[str, Any] = super()._base_scope(**request)
         scope["client"] = [self.ip, 4321]
         return scope
+
+
+@asynccontextmanager
+async def acaptured_queries() -> AsyncIterator[CaptureQueriesContext]:
+    """``CaptureQueriesContext`` on the connection the ORM's async calls use."""
+    orm_connection = await sync_to_async(lambda: connections[DEFAULT_DB_ALIAS])()
+    queries = CaptureQueriesContext(orm_connection)
+    await sync_to_async(queries.__enter__)()
+    try:
+        yield queries
+    finally:
+        await sync_to_async(queries.__exit__)(None, None, None)
 
 
 def all_database_text() -> Iterator[tuple[str, str]]:
@@ -211,11 +225,59 @@ def test_unknown_well_formed_cookie_creates_no_row(client: Client) -> None:
     client.cookies[COOKIE] = "q" * 32
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/peek/").json()["data"] == {}
-    # The key, then (on a miss) the previous key of a rotation: two indexed
-    # lookups, nothing written.
-    assert len(queries) == 2
+    # One indexed lookup answers both "a session's key?" and "the previous
+    # key of a rotation?"; nothing written, through the whole middleware.
+    assert len(queries) == 1
     assert all(q["sql"].startswith("SELECT") for q in queries.captured_queries)
     assert not Session.objects.exists()
+
+
+async def test_unknown_well_formed_cookie_costs_one_query_async() -> None:
+    client = AsyncClient()
+    client.cookies[COOKIE] = "q" * 32
+    async with acaptured_queries() as queries:
+        response = await client.get("/peek/")
+    assert response.json()["data"] == {}
+    assert len(queries) == 1
+    assert queries.captured_queries[0]["sql"].startswith("SELECT")
+
+
+def test_unknown_key_load_is_one_query() -> None:
+    store = SessionStore("q" * 32)
+    with CaptureQueriesContext(connection) as queries:
+        assert store.load() == {}
+    assert len(queries) == 1
+    assert store.session_key is None
+    assert store.ended_record is None
+
+
+async def test_unknown_key_aload_is_one_query() -> None:
+    store = SessionStore("q" * 32)
+    async with acaptured_queries() as queries:
+        assert await store.aload() == {}
+    assert len(queries) == 1
+    assert store.session_key is None
+
+
+def test_live_key_load_is_one_query_and_prefers_current_key() -> None:
+    store = SessionStore()
+    store["x"] = 1
+    store.save()
+    key = store.session_key
+    assert key is not None
+    # Another row naming this key as its previous one must not be taken for
+    # it: the row whose current key it is wins.
+    other = SessionStore()
+    other["x"] = 2
+    other.save()
+    Session.objects.filter(key_hash=hash_key(other.session_key or "")).update(
+        previous_key_hash=hash_key(key)
+    )
+    loaded = SessionStore(key)
+    with CaptureQueriesContext(connection) as queries:
+        assert loaded.load() == {"x": 1}
+    assert len(queries) == 1
+    assert loaded.session_key == key
 
 
 def test_unknown_cookie_is_never_adopted(client: Client) -> None:
@@ -440,3 +502,146 @@ def test_raw_key_never_reaches_redis(
         value = server.dump(name) or b""
         assert key.encode() not in value
     caches["default"].clear()
+
+
+# -- A row that cannot be read, a user that is gone ---------------------------
+
+sqlite_only = pytest.mark.skipif(
+    connection.vendor != "sqlite",
+    reason="only SQLite stores text in a timestamp column",
+)
+NOT_A_DATE = {"word": "garbage", "impossible": "2026-13-45 10:00:00", "empty": ""}
+DATE_COLUMNS = ["expire_date", "absolute_expire_date", "authenticated_at"]
+
+
+def spoil(column: str, value: str) -> None:
+    """Write ``value``, which is no timestamp, into every session's ``column``."""
+    table = connection.ops.quote_name(Session._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {column} = %s", [value])  # noqa: S608
+
+
+@sqlite_only
+@pytest.mark.parametrize("value", NOT_A_DATE.values(), ids=NOT_A_DATE.keys())
+@pytest.mark.parametrize("column", DATE_COLUMNS)
+def test_timestamp_not_a_date_is_a_dead_session(
+    client: Client, alice: User, column: str, value: str, caplog: Any
+) -> None:
+    sign_in(client)
+    spoil(column, value)
+    # A 500 would raise here (the test client re-raises the view's error).
+    response = client.get("/peek/")
+    assert response.status_code == 200
+    assert response.json() == {"user": "", "data": {}}
+    assert "not a date" in caplog.text
+    # And again: no request with that cookie is ever signed in again.
+    assert user_of_response(client.get("/peek/")) == ""
+    call_command("clearsessions")
+    assert not Session.objects.exists()
+
+
+@sqlite_only
+@pytest.mark.parametrize("column", DATE_COLUMNS)
+async def test_timestamp_not_a_date_is_a_dead_session_async(
+    alice: User, column: str
+) -> None:
+    client = AsyncClient()
+    response = await client.post(
+        "/alogin/", {"username": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    await sync_to_async(spoil)(column, "garbage")
+    response = await client.get("/peek/")
+    assert response.status_code == 200
+    assert response.json() == {"user": "", "data": {}}
+    await SessionStore.aclear_expired()
+    assert not await Session.objects.aexists()
+
+
+def user_of_response(response: HttpResponse) -> str:
+    user: str = response.json()["user"]
+    return user
+
+
+def _anonymous_row() -> SessionStore:
+    store = SessionStore()
+    store["x"] = 1
+    store.save()
+    return store
+
+
+@pytest.mark.django_db(transaction=True)
+def test_save_naming_deleted_user_fails_as_ended_session() -> None:
+    store = _anonymous_row()
+    bob = User.objects.create_user("bob")
+    store[SESSION_KEY] = str(bob.pk)
+    bob.delete()  # as in a request racing this one
+    with pytest.raises(UpdateError):
+        store.save()
+    row = Session.objects.get()
+    assert row.user_id is None
+    assert row.get_decoded() == {"x": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_asave_naming_deleted_user_fails_as_ended_session() -> None:
+    store = SessionStore()
+    store["x"] = 1
+    await store.asave()
+    bob = await User.objects.acreate(username="bob")
+    store[SESSION_KEY] = str(bob.pk)
+    await bob.adelete()
+    with pytest.raises(UpdateError):
+        await store.asave()
+    row = await Session.objects.aget()
+    assert row.user_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_new_session_naming_deleted_user_is_never_written() -> None:
+    bob = User.objects.create_user("bob")
+    store = SessionStore()
+    store[SESSION_KEY] = str(bob.pk)
+    bob.delete()
+    with pytest.raises(UpdateError):
+        store.save()
+    assert not Session.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_anew_session_naming_deleted_user_is_never_written() -> None:
+    bob = await User.objects.acreate(username="bob")
+    store = SessionStore()
+    store[SESSION_KEY] = str(bob.pk)
+    await bob.adelete()
+    with pytest.raises(UpdateError):
+        await store.asave()
+    assert not await Session.objects.aexists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_request_saving_deleted_user_is_interrupted_not_500() -> None:
+    bob = User.objects.create_user("bob")
+
+    def view(request: HttpRequest) -> HttpResponse:
+        request.session[SESSION_KEY] = str(bob.pk)
+        User.objects.filter(pk=bob.pk).delete()
+        return HttpResponse("ok")
+
+    request = RequestFactory().get("/")
+    # What Django's handler answers with 400 Bad Request.
+    with pytest.raises(SessionInterrupted):
+        SessionMiddleware(view)(request)
+    assert not Session.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_integrity_error_of_a_live_user_is_not_hidden() -> None:
+    # Only a missing user makes a failed write an ended session: another
+    # integrity error is a bug to see.
+    store = _anonymous_row()
+    store._sign_in = SignIn(at=timezone.now(), ip=None, user_agent="", device_id=0)
+    alice = User.objects.create_user("alice")
+    store[SESSION_KEY] = str(alice.pk)
+    with pytest.raises(IntegrityError):
+        store.save()

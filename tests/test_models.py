@@ -4,8 +4,10 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import FieldError
 from django.core.management import call_command
 from django.db import IntegrityError, connection
+from django.db.models import Q
 from django.utils import timezone
 
 from django_sessionkit.backends.db import SessionStore
@@ -85,6 +87,47 @@ def test_session_filter_by_session_key_hashes_it() -> None:
     ).get().get_decoded() == {"x": 1}
     assert not Session.objects.filter(session_key="z" * 32).exists()
     assert not Session.objects.exclude(session_key=store.session_key).exists()
+
+
+def _stored(count: int) -> list[str]:
+    keys = []
+    for n in range(count):
+        store = SessionStore()
+        store["n"] = n
+        store.save()
+        assert store.session_key is not None
+        keys.append(store.session_key)
+    return keys
+
+
+def test_session_key_in_q_object_hashes_it() -> None:
+    first, second = _stored(2)
+    found = Session.objects.filter(Q(session_key=first) | Q(session_key=second))
+    assert sorted(row.get_decoded()["n"] for row in found) == [0, 1]
+    assert Session.objects.get(Q(session_key=second)).get_decoded() == {"n": 1}
+    assert not Session.objects.filter(Q(session_key="z" * 32)).exists()
+    # Negated and nested, through exclude() too.
+    assert Session.objects.exclude(Q(session_key=first)).get().get_decoded() == {"n": 1}
+    assert Session.objects.filter(~Q(Q(session_key=first) | Q(pk=0))).count() == 1
+
+
+def test_session_key_in_lookup_hashes_each_key() -> None:
+    first, second, third = _stored(3)
+    found = Session.objects.filter(session_key__in=[first, third, "z" * 32])
+    assert sorted(row.get_decoded()["n"] for row in found) == [0, 2]
+    assert Session.objects.filter(Q(session_key__in=(second,))).count() == 1
+    assert Session.objects.exclude(session_key__in=[first, second]).count() == 1
+    assert Session.objects.filter(session_key__exact=second).count() == 1
+    assert not Session.objects.filter(session_key__in=[]).exists()
+
+
+def test_session_key_lookup_that_cannot_be_hashed_is_refused() -> None:
+    (key,) = _stored(1)
+    for lookup in ("session_key__startswith", "session_key__icontains"):
+        with pytest.raises(FieldError, match="stored only as its hash"):
+            Session.objects.filter(**{lookup: key[:4]})
+    with pytest.raises(FieldError, match="stored only as its hash"):
+        Session.objects.filter(Q(session_key__gt=key))
 
 
 def test_user_agent_column_is_bounded() -> None:

@@ -69,6 +69,14 @@ FORMAT = 3
 #: cache store ints as their digits whatever the serializer or compressor, so
 #: the compare-and-set script can recognise it without decoding.
 GONE = 0
+#: What the entry of a key that matched no session holds for a few seconds
+#: (the miss marker), so that a key sent again and again (a stale cookie, a
+#: replay) costs one ``GET`` and no SQL: neither a tuple nor the tombstone.
+#: Written only with set-if-absent, and replaced by every write of a row and
+#: by a refill, so it cannot hide a session written after it.
+MISS = 1
+#: How long a miss marker lives at most (and never longer than an entry).
+MISS_TIMEOUT = timedelta(seconds=5)
 #: How much longer than any entry a tombstone lives: covers the time between
 #: a request's database read and its cache write, and clock steps.
 TOMBSTONE_MARGIN = timedelta(seconds=60)
@@ -97,6 +105,11 @@ def max_age() -> float:
     """``SESSIONKIT_CACHE_MAX_AGE`` in seconds."""
     age = conf.CACHE_MAX_AGE
     return age.total_seconds() if age is not None else 0.0
+
+
+def miss_timeout() -> float:
+    """How long a miss marker lives: ``MISS_TIMEOUT``, within ``max_age()``."""
+    return min(MISS_TIMEOUT.total_seconds(), max_age())
 
 
 def tombstone_timeout() -> float:
@@ -163,13 +176,18 @@ def unpack(
         or not isinstance(entry[1], dict)
     ):
         return None
+    # An entry written under the other USE_TZ (a rolling deploy that changes
+    # it) holds naive datetimes where aware ones are compared, or the other
+    # way round: a miss, read from the database.
+    aware = settings.USE_TZ
+    values: dict[str, Any] = {}
     try:
-        values = {
-            name: datetime.fromisoformat(value)
-            if name in dates and value is not None
-            else value
-            for name, value in zip(names, entry[2:], strict=True)
-        }
+        for name, value in zip(names, entry[2:], strict=True):
+            if name in dates and value is not None:
+                value = datetime.fromisoformat(value)
+                if (value.tzinfo is not None) is not aware:
+                    return None
+            values[name] = value
     except (TypeError, ValueError):
         return None
     # What ``Model.from_db()`` builds, without ``__init__``'s per-field work:
@@ -250,12 +268,42 @@ class Plain:
         else:
             await self.cache.adelete(entry_key(key_hash))
 
+    def refill(self, key: str, value: Any, timeout: float) -> None:
+        """After a miss: ``add`` the entry (or the miss marker) under ``key``.
+
+        A tombstone and a newer entry stay. A miss marker does not stay under
+        a row's entry: it was written by a request that looked before the row
+        existed, and would hide it. Deleting it (the next read refills) is
+        safe without compare-and-set: what a delete racing a write removes is
+        only read from the database again, and the tombstone key stays.
+        """
+        if self.cache.add(key, value, timeout) or value == MISS:
+            return
+        if self.cache.get(key) == MISS:
+            self.cache.delete(key)
+
+    async def arefill(self, key: str, value: Any, timeout: float) -> None:
+        """Async twin of :meth:`refill`."""
+        if await self.cache.aadd(key, value, timeout) or value == MISS:
+            return
+        if await self.cache.aget(key) == MISS:
+            await self.cache.adelete(key)
+
 
 # Run atomically by Redis: replace (or, without a value, delete) the entry
-# unless it is a tombstone. GONE is stored as its digits.
+# unless it is a tombstone; a miss marker is replaced like an entry. GONE is
+# stored as its digits.
 _PUT_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
 if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+# A refill after a miss: set the entry if the key is empty or holds a miss
+# marker (MISS, as its digits), never over a tombstone or a newer entry.
+_REFILL_SCRIPT = """
+local found = redis.call('GET', KEYS[1])
+if found and found ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
@@ -273,6 +321,7 @@ class Guarded(Plain):
         super().__init__(cache)
         self.client = cache.client  # type: ignore[attr-defined]
         self._script: Any = None
+        self._refill_script: Any = None
 
     def tombstones(self, key_hashes: Iterable[str]) -> dict[str, int]:
         return {entry_key(key_hash): GONE for key_hash in key_hashes}
@@ -304,6 +353,23 @@ class Guarded(Plain):
         self, key_hash: str, entry: tuple[Any, ...] | None, timeout: float
     ) -> None:
         await sync_to_async(self.put)(key_hash, entry, timeout)
+
+    def refill(self, key: str, value: Any, timeout: float) -> None:
+        if value == MISS:
+            self.cache.add(key, value, timeout)
+            return
+        client = self.client
+        redis = client.get_client(write=True)
+        if self._refill_script is None:
+            self._refill_script = redis.register_script(_REFILL_SCRIPT)
+        self._refill_script(
+            keys=[client.make_key(key)],
+            args=[MISS, client.encode(value), max(1, int(timeout * 1000))],
+            client=redis,
+        )
+
+    async def arefill(self, key: str, value: Any, timeout: float) -> None:
+        await sync_to_async(self.refill)(key, value, timeout)
 
 
 def _guardable(cache: BaseCache) -> bool:
@@ -650,6 +716,14 @@ class SessionStore(db.SessionStore):
             return None
         return hit
 
+    def _marked_missing(self, found: tuple[Any, bool]) -> bool:
+        """Whether the cache says that no row had this key a moment ago."""
+        entry, ended = found
+        if ended or type(entry) is not int or entry != MISS:
+            return False
+        self.from_cache = True
+        return True
+
     def _served(self, hit: tuple[Session, dict[str, Any]]) -> dict[str, Any]:
         self.from_cache = True
         self._record, data = hit
@@ -669,13 +743,20 @@ class SessionStore(db.SessionStore):
             return None
         return entry_key(key_hash), pack(values, data, type(record)), timeout
 
+    def _missed(self, key_hash: str) -> tuple[str, Any, float] | None:
+        """The miss marker to ``add`` when no row has the presented key."""
+        if self._record is not None or self.ended_record is not None:
+            return None
+        timeout = miss_timeout()
+        return (entry_key(key_hash), MISS, timeout) if timeout > 0 else None
+
     def _add(self, key: str, entry: Any, timeout: float) -> None:
-        """Refill after a miss: set-if-absent, so a tombstone stays."""
-        self._cache.add(key, entry, timeout)
+        """Refill after a miss: a tombstone or a newer entry stays."""
+        access(self._cache).refill(key, entry, timeout)
 
     async def _aadd(self, key: str, entry: Any, timeout: float) -> None:
         """Async twin of :meth:`_add`."""
-        await self._cache.aadd(key, entry, timeout)
+        await access(self._cache).arefill(key, entry, timeout)
 
     def _using(self) -> str:
         return router.db_for_write(self.get_model_class())
@@ -844,6 +925,8 @@ class SessionStore(db.SessionStore):
             return {}
         found = self._cached(key_hash)
         if found is not None:
+            if self._marked_missing(found):
+                return self._end(None, None)
             hit = self._hit(key_hash, found)
             if hit is not None:
                 return self._served(hit)
@@ -851,6 +934,8 @@ class SessionStore(db.SessionStore):
         data = super().load()
         if found is not None and not found[1]:
             refill = self._refill(key_hash, observed, data)
+            if refill is None and found[0] is None:
+                refill = self._missed(key_hash)
             if refill is not None:
                 try:
                     self._add(*refill)
@@ -917,6 +1002,8 @@ class SessionStore(db.SessionStore):
             return {}
         found = await self._acached(key_hash)
         if found is not None:
+            if self._marked_missing(found):
+                return self._end(None, None)
             hit = self._hit(key_hash, found)
             if hit is not None:
                 return self._served(hit)
@@ -924,6 +1011,8 @@ class SessionStore(db.SessionStore):
         data = await super().aload()
         if found is not None and not found[1]:
             refill = self._refill(key_hash, observed, data)
+            if refill is None and found[0] is None:
+                refill = self._missed(key_hash)
             if refill is not None:
                 try:
                     await self._aadd(*refill)

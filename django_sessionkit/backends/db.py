@@ -16,6 +16,7 @@ contract of ``django.contrib.sessions.backends.db`` and adds:
 from __future__ import annotations
 
 import functools
+import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,8 +27,16 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    connections,
+    models,
+    router,
+    transaction,
+)
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.db.models.query import RawQuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -45,10 +54,55 @@ from django_sessionkit.keys import (
 from django_sessionkit.models import Session, SessionQuerySet
 from django_sessionkit.shield import shielded
 
+# Django's own session stores log here; sites already watch this logger.
+logger = logging.getLogger("django.contrib.sessions")
+
 _INTERRUPTED = (
     "The request's session was deleted before the request completed. "
     "The user may have logged out in a concurrent request, for example."
 )
+
+
+#: What a row whose timestamps are not all dates is read with (SQLite only).
+UNREADABLE = "sessionkit_unreadable"
+#: What reading a row whose timestamps are not dates raises from Django's
+#: SQLite converters ("2026-13-45" and the like).
+_CONVERSION_ERRORS = (ValueError, TypeError, AttributeError, OverflowError)
+
+
+def _date_columns(model: type[Session]) -> list[str]:
+    return [
+        str(field.column)
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.DateTimeField)
+    ]
+
+
+def _unreadable_condition(model: type[Session], using: str) -> str | None:
+    """SQL that is true for a row with a timestamp that is not a date.
+
+    Only SQLite can hold one (text written by raw SQL, say), and Django reads
+    most such text as NULL, which for a deadline would mean none at all.
+    Django writes every timestamp as text that ``julianday()`` understands.
+    ``None`` on other databases.
+    """
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return None
+    quote = connection.ops.quote_name
+    return " OR ".join(
+        f"({quote(c)} IS NOT NULL AND "
+        f"(typeof({quote(c)}) <> 'text' OR julianday({quote(c)}) IS NULL))"
+        for c in _date_columns(model)
+    )
+
+
+def _unreadable_sql(model: type[Session], using: str) -> str:
+    """The load query's extra column saying whether the row is unreadable."""
+    condition = _unreadable_condition(model, using)
+    if condition is None:
+        return ""
+    return f", ({condition}) AS {connections[using].ops.quote_name(UNREADABLE)}"
 
 
 @functools.cache
@@ -57,11 +111,20 @@ def _load_sql(model: type[Session], using: str) -> str:
     quote = connection.ops.quote_name
     columns = ", ".join(
         quote(str(field.column)) for field in model._meta.concrete_fields
-    )
+    ) + _unreadable_sql(model, using)
     table = quote(model._meta.db_table)
     key_hash = quote(str(model._meta.get_field("key_hash").column))
-    limit = connection.ops.limit_offset_sql(0, 1)
-    return f"SELECT {columns} FROM {table} WHERE {key_hash} = %s {limit}"  # noqa: S608
+    previous = quote(str(model._meta.get_field("previous_key_hash").column))
+    # The presented key is a session's current key or (within a rotation's
+    # grace window, or as a stale copy) its previous one: one statement asks
+    # both, each side answered by its index, so an unknown key costs one
+    # query like a live one. Two rows at most: the current key is unique, and
+    # a previous key is the key of at most one row before its rotation.
+    limit = connection.ops.limit_offset_sql(0, 2)
+    return (
+        f"SELECT {columns} FROM {table} "  # noqa: S608
+        f"WHERE {key_hash} = %s OR {previous} = %s {limit}"
+    )
 
 
 #: The session store of the request being handled: the first store made in
@@ -152,10 +215,11 @@ class SessionStore(SessionBase):
         return self._queryset().filter(key_hash=hash_key(session_key))
 
     def _load_query(self) -> RawQuerySet[Session] | None:
-        # The one query on the path of every request: the unique index on
-        # key_hash answers it, the deadlines are checked against the
-        # application's clock in _found(), and it is written as SQL once per
-        # database so that no request pays for building it.
+        # The one query on the path of every request, live key or not: the
+        # indexes on key_hash and previous_key_hash answer it, the deadlines
+        # are checked against the application's clock in _found(), and it is
+        # written as SQL once per database so that no request pays for
+        # building it.
         session_key = self.session_key
         if not is_well_formed(session_key):
             self._session_key = None
@@ -163,15 +227,35 @@ class SessionStore(SessionBase):
         assert session_key is not None
         model = self.get_model_class()
         using = router.db_for_write(model)
+        presented = hash_key(session_key)
         return model.objects.db_manager(using).raw(
-            _load_sql(model, using), [hash_key(session_key)]
+            _load_sql(model, using), [presented, presented]
         )
 
-    def _predecessor_query(self) -> SessionQuerySet:
-        # Only after a miss: is the presented key a session's previous key?
+    def _unreadable(self) -> dict[str, Any]:
+        """The session's row has a timestamp that is not a date: it is dead.
+
+        No deadline of it can be checked, so it is never served; it is left
+        to ``clear_expired()``, which deletes such rows.
+        """
+        logger.warning(
+            "A session row has a timestamp that is not a date; the session is "
+            "treated as ended (clearsessions deletes it)"
+        )
+        return self._end(None, None)
+
+    def _loaded(self, rows: list[Session]) -> dict[str, Any]:
+        """The data of the rows the load query found, current key first."""
         assert self._session_key is not None
-        previous = hash_key(self._session_key)
-        return self._queryset().filter(previous_key_hash=previous)[:1]
+        if any(
+            getattr(row, UNREADABLE, False) or row.expire_date is None for row in rows
+        ):
+            return self._unreadable()
+        presented = hash_key(self._session_key)
+        current = [row for row in rows if row.key_hash == presented]
+        if current:
+            return self._found(current)
+        return self._found_predecessor(rows)
 
     @staticmethod
     def is_live(record: Session, now: datetime) -> bool:
@@ -323,6 +407,60 @@ class SessionStore(SessionBase):
         if self._has_row:
             raise SessionInterrupted(_INTERRUPTED)
 
+    def _user_query(self, data: dict[str, Any]) -> Any:
+        """The session's user's row, to ask whether it still exists, or ``None``."""
+        user_id = self._user_id(data)
+        if user_id is None:
+            return None
+        model = get_user_model()
+        return model._default_manager.using(router.db_for_write(model)).filter(
+            pk=user_id
+        )
+
+    def _user_gone(self, data: dict[str, Any]) -> bool:
+        """After a failed write: whether it failed because the user was deleted.
+
+        A session naming a user who no longer exists is over, like a revoked
+        one: its save fails as a save of a deleted session does, never with
+        a server error, and it is not written without its user either (that
+        would keep a sign-in that nobody can end).
+        """
+        users = self._user_query(data)
+        try:
+            return users is not None and not users.exists()
+        except DatabaseError:
+            return False  # a transaction that cannot answer: show the first error
+
+    async def _auser_gone(self, data: dict[str, Any]) -> bool:
+        """Async twin of :meth:`_user_gone`."""
+        users = self._user_query(data)
+        try:
+            return users is not None and not await users.aexists()
+        except DatabaseError:
+            return False
+
+    def _update(
+        self, rows: SessionQuerySet, values: dict[str, Any], data: dict[str, Any]
+    ) -> int:
+        """``rows.update(**values)``; 0 when the session's user is gone."""
+        try:
+            return rows.update(**values)
+        except IntegrityError:
+            if self._user_gone(data):
+                return 0
+            raise
+
+    async def _aupdate(
+        self, rows: SessionQuerySet, values: dict[str, Any], data: dict[str, Any]
+    ) -> int:
+        """Async twin of :meth:`_update`."""
+        try:
+            return await rows.aupdate(**values)
+        except IntegrityError:
+            if await self._auser_gone(data):
+                return 0
+            raise
+
     def _get_new_session_key(self) -> str:
         # 165 random bits: a collision is caught by the unique index on
         # ``key_hash`` (create() then retries), so no SELECT is spent on it.
@@ -361,28 +499,44 @@ class SessionStore(SessionBase):
             key_hash=hash_key(new), previous_key_hash=hash_key(old)
         )
 
-    def _rekey(self, rows: SessionQuerySet, values: dict[str, Any], old: str) -> int:
+    def _rekey(
+        self,
+        rows: SessionQuerySet,
+        values: dict[str, Any],
+        old: str,
+        data: dict[str, Any],
+    ) -> int:
         """Update ``rows`` (found by the key ``old``) with a new key; return
-        how many changed.
+        how many changed (0 also when the session's user is gone).
 
         With a store that caches rows, the purge of ``old`` is recorded in
         the same transaction (:meth:`ending`).
         """
         if not self.caches_rows:
-            return rows.update(**values)
-        with transaction.atomic(using=rows.db):
-            changed = rows.update(**values)
-            if changed:
-                self.ending([hash_key(old)])
+            return self._update(rows, values, data)
+        try:
+            with transaction.atomic(using=rows.db):
+                changed = rows.update(**values)
+                if changed:
+                    self.ending([hash_key(old)])
+        except IntegrityError:
+            # Outside the failed transaction: the check needs a query.
+            if self._user_gone(data):
+                return 0
+            raise
         return changed
 
     async def _arekey(
-        self, rows: SessionQuerySet, values: dict[str, Any], old: str
+        self,
+        rows: SessionQuerySet,
+        values: dict[str, Any],
+        old: str,
+        data: dict[str, Any],
     ) -> int:
         if not self.caches_rows:
-            return await rows.aupdate(**values)
+            return await self._aupdate(rows, values, data)
         # The async ORM has no transactions: one on the ORM's thread.
-        changed: int = await sync_to_async(self._rekey)(rows, values, old)
+        changed: int = await sync_to_async(self._rekey)(rows, values, old, data)
         return changed
 
     def _remove(self, rows: SessionQuerySet, key_hash: str) -> None:
@@ -578,10 +732,11 @@ class SessionStore(SessionBase):
         rows = self._load_query()
         if rows is None:
             return {}
-        found = list(rows)
-        if found:
-            return self._found(found)
-        return self._found_predecessor(list(self._predecessor_query()))
+        try:
+            found = list(rows)
+        except _CONVERSION_ERRORS:
+            return self._unreadable()
+        return self._loaded(found)
 
     def exists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)
@@ -610,6 +765,8 @@ class SessionStore(SessionBase):
             except IntegrityError:
                 if self.exists(self.session_key):
                     raise CreateError from None
+                if self._user_gone(data):
+                    raise UpdateError from None
                 raise
             self._inserted(record)
             self._stored(None)
@@ -619,7 +776,7 @@ class SessionStore(SessionBase):
             old = self.session_key
             rows, new, values = self._interval_update(data)
             assert old is not None
-            if self._rotated(self._rekey(rows, values, old), new):
+            if self._rotated(self._rekey(rows, values, old, data), new):
                 self._stored(values, replaced=hash_key(old))
                 # Only the request whose UPDATE rotated records it.
                 if self._record is not None:
@@ -632,7 +789,7 @@ class SessionStore(SessionBase):
             complete = False
         rows_ = self._lookup(self.session_key)
         row_values = self._row_values(data)
-        if rows_ is None or not rows_.update(**row_values):
+        if rows_ is None or not self._update(rows_, row_values, data):
             if self._ended_since_sign_in():
                 return
             raise UpdateError
@@ -675,7 +832,7 @@ class SessionStore(SessionBase):
         if (
             rows is not None
             and old is not None
-            and self._rotated(self._rekey(rows, values, old), new)
+            and self._rotated(self._rekey(rows, values, old, data), new)
         ):
             self._stored(values, replaced=hash_key(old))
             return
@@ -684,10 +841,23 @@ class SessionStore(SessionBase):
         self._session_cache = data
 
     @classmethod
+    def _unreadable_rows(cls) -> SessionQuerySet | None:
+        """Rows with a timestamp that is not a date (SQLite only), or ``None``."""
+        rows = cls._queryset()
+        condition = _unreadable_condition(cls.get_model_class(), rows.db)
+        if condition is None:
+            return None
+        # Built from the model's column names only, no outside value.
+        unreadable = RawSQL(condition, [], output_field=models.BooleanField())  # noqa: S611
+        return rows.filter(unreadable)
+
+    @classmethod
     def clear_expired(cls) -> None:
         """Delete expired sessions, then events and devices past their
         retention, in batches."""
         cleanup.delete_in_batches(cls._queryset().filter(cls._expired(timezone.now())))
+        if (unreadable := cls._unreadable_rows()) is not None:
+            cleanup.delete_in_batches(unreadable)
         cleanup.cleanup_events()
         cleanup.cleanup_devices()
 
@@ -697,10 +867,11 @@ class SessionStore(SessionBase):
         rows = self._load_query()
         if rows is None:
             return {}
-        found = [row async for row in rows]
-        if found:
-            return self._found(found)
-        return self._found_predecessor([row async for row in self._predecessor_query()])
+        try:
+            found = [row async for row in rows]
+        except _CONVERSION_ERRORS:
+            return self._unreadable()
+        return self._loaded(found)
 
     async def aexists(self, session_key: str | None) -> bool:
         rows = self._lookup(session_key)
@@ -731,6 +902,8 @@ class SessionStore(SessionBase):
             except IntegrityError:
                 if await self.aexists(self.session_key):
                     raise CreateError from None
+                if await self._auser_gone(data):
+                    raise UpdateError from None
                 raise
             self._inserted(record)
             await self._astored(None)
@@ -740,7 +913,7 @@ class SessionStore(SessionBase):
             old = self.session_key
             rows, new, values = self._interval_update(data)
             assert old is not None
-            if self._rotated(await self._arekey(rows, values, old), new):
+            if self._rotated(await self._arekey(rows, values, old, data), new):
                 await self._astored(values, replaced=hash_key(old))
                 if self._record is not None:
                     subject = await Subject.aof(self._record)
@@ -753,7 +926,7 @@ class SessionStore(SessionBase):
             complete = False
         rows_ = self._lookup(self.session_key)
         row_values = self._row_values(data)
-        if rows_ is None or not await rows_.aupdate(**row_values):
+        if rows_ is None or not await self._aupdate(rows_, row_values, data):
             if self._ended_since_sign_in():
                 return
             raise UpdateError
@@ -798,7 +971,7 @@ class SessionStore(SessionBase):
         if (
             rows is not None
             and old is not None
-            and self._rotated(await self._arekey(rows, values, old), new)
+            and self._rotated(await self._arekey(rows, values, old, data), new)
         ):
             await self._astored(values, replaced=hash_key(old))
             return
@@ -812,5 +985,7 @@ class SessionStore(SessionBase):
         await cleanup.adelete_in_batches(
             cls._queryset().filter(cls._expired(timezone.now()))
         )
+        if (unreadable := cls._unreadable_rows()) is not None:
+            await cleanup.adelete_in_batches(unreadable)
         await cleanup.acleanup_events()
         await cleanup.acleanup_devices()
