@@ -22,6 +22,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_out
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions.backends.base import SessionBase
+from django.db import transaction
 from django.http import (
     HttpRequest,
     HttpResponseBase,
@@ -42,6 +43,7 @@ from django_sessionkit.conf import conf, to_timedelta
 from django_sessionkit.forms import ReauthenticationForm
 from django_sessionkit.json_errors import json_errors
 from django_sessionkit.middleware import wants_json
+from django_sessionkit.models import Session
 from django_sessionkit.policy import CLOCK_SKEW, utc_iso
 from django_sessionkit.reauth_limits import REVOKE_REASON, locked_until
 from django_sessionkit.rotation import arotate_session, rotate_session
@@ -365,6 +367,9 @@ def _revoked_response(request: HttpRequest) -> HttpResponseBase:
     return HttpResponseRedirect(login_url)
 
 
+# Not atomic under ATOMIC_REQUESTS: each attempt is committed before its
+# password is checked, so that attempts racing each other see each other.
+@transaction.non_atomic_requests
 @sensitive_post_parameters("password")
 @json_errors()
 @never_cache
@@ -391,7 +396,9 @@ def reauthenticate(request: HttpRequest) -> HttpResponseBase:
         "user": request.user,
         "form_action": request.path,
     }
-    until = locked_until(request.user)
+    record = getattr(request.session, "record", None)
+    session_id = record.pk if isinstance(record, Session) else None
+    until = locked_until(request.user, session_id=session_id)
     if until is not None:
         return _locked_response(request, until, context)
     form = ReauthenticationForm(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.signals import user_login_failed
 from django.db import router
 from django.db.models import QuerySet
@@ -60,24 +60,43 @@ class PasswordCheck:
     revoked: bool = False
 
 
-def failures(user: Any) -> QuerySet[SessionEvent]:
-    """The recorded re-authentication failures of ``user``."""
+def _is_user(user: Any) -> bool:
+    meta = getattr(user, "_meta", None)
+    return meta is not None and meta.concrete_model is get_user_model()
+
+
+def failures(user: Any, session_id: int | None = None) -> QuerySet[SessionEvent]:
+    """The recorded re-authentication failures of ``user``.
+
+    A session signed in by a backend that returned something other than
+    ``AUTH_USER_MODEL`` has no user: its failures are those of its session
+    (``session_id``), never those of the user who happens to share its id.
+    """
     # The primary: a failure recorded a moment ago must count.
-    rows = SessionEvent.objects.using(router.db_for_write(SessionEvent))
-    return rows.filter(user_id=user.pk, kind=Kind.ANOMALY, reason=FAILURE_REASON)
+    rows = SessionEvent.objects.using(router.db_for_write(SessionEvent)).filter(
+        kind=Kind.ANOMALY, reason=FAILURE_REASON
+    )
+    if _is_user(user):
+        return rows.filter(user_id=user.pk)
+    if session_id is None:
+        return rows.none()
+    return rows.filter(user=None, session_id=session_id)
 
 
-def locked_until(user: Any, *, excluding: int | None = None) -> datetime | None:
+def locked_until(
+    user: Any, *, excluding: int | None = None, session_id: int | None = None
+) -> datetime | None:
     """Until when ``user`` may not re-authenticate, or ``None`` when they may.
 
-    ``excluding`` is the id of a failure row not to count.
+    ``excluding`` is the id of a failure row not to count; ``session_id``
+    the request's session, which counts for a sign-in without a user.
     """
     limit, window = conf.REAUTH_FAILURE_LIMIT, conf.REAUTH_FAILURE_WINDOW
     if limit is None or window is None:
         return None
     # One indexed query (sessionkit_event_user_reason): the limit-th most
     # recent failure in the window, whose leaving the window ends the lock.
-    rows = failures(user).filter(created_at__gt=timezone.now() - window)
+    rows = failures(user, session_id).filter(created_at__gt=timezone.now() - window)
     if excluding is not None:
         rows = rows.exclude(pk=excluding)
     nth = list(
@@ -94,9 +113,12 @@ def _record(request: HttpRequest) -> Session | None:
 
 
 def _subject(request: HttpRequest, record: Session | None) -> Subject:
+    user = request.user if _is_user(request.user) else None
     if record is None:
-        return Subject(session_id=None, user=request.user)
-    return Subject.of(record, request.user)
+        return Subject(session_id=None, user=user)
+    return Subject(
+        session_id=record.pk, user=user, device_id=record.device_id, ip=record.ip
+    )
 
 
 @sensitive_variables("password")
@@ -122,7 +144,7 @@ def _revoke_due(record: Session | None, request: HttpRequest) -> bool:
     after = conf.REAUTH_REVOKE_AFTER
     if record is None or after is None:
         return False
-    count = failures(request.user).filter(session_id=record.pk).count()
+    count = failures(request.user, record.pk).filter(session_id=record.pk).count()
     return count >= after and revoke_session(
         record.pk, reason=REVOKE_REASON, request=request
     )
@@ -146,7 +168,8 @@ def check_password(request: HttpRequest, password: str) -> PasswordCheck:
     attempt = events.record(
         Kind.ANOMALY, subject, reason=FAILURE_REASON, request=request
     )
-    until = locked_until(user, excluding=attempt.pk)
+    session_id = record.pk if record is not None else None
+    until = locked_until(user, excluding=attempt.pk, session_id=session_id)
     if until is not None:
         attempt.delete()
         return PasswordCheck(ok=False, checked=False, locked_until=until)
@@ -155,4 +178,5 @@ def check_password(request: HttpRequest, password: str) -> PasswordCheck:
         return PasswordCheck(ok=True)
     events.send(Kind.ANOMALY, [subject], reason=FAILURE_REASON, request=request)
     revoked = _revoke_due(record, request)
-    return PasswordCheck(ok=False, locked_until=locked_until(user), revoked=revoked)
+    until = locked_until(user, session_id=session_id)
+    return PasswordCheck(ok=False, locked_until=until, revoked=revoked)

@@ -17,6 +17,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_logged_out, user_login_failed
+from django.db import connections
 from django.db.models import F
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
@@ -934,8 +935,14 @@ def test_reauthenticate_right_password_leaves_no_failure(alice: User) -> None:
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
-def test_reauthenticate_parallel_failures_bounded() -> None:
-    """Attempts racing each other cannot pass the limit together."""
+@pytest.mark.parametrize("atomic", [False, True], ids=["autocommit", "atomic"])
+def test_reauthenticate_parallel_failures_bounded(
+    atomic: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attempts racing each other cannot pass the limit together, also with
+    ATOMIC_REQUESTS (whose transactions would hide each attempt's row)."""
+    settings_dict = connections["default"].settings_dict
+    monkeypatch.setitem(settings_dict, "ATOMIC_REQUESTS", atomic)
     alice = User.objects.create_user("alice", password=PASSWORD)
     clients = [Client() for _ in range(12)]
     for client in clients:
@@ -945,3 +952,31 @@ def test_reauthenticate_parallel_failures_bounded() -> None:
     assert len(failures_of(alice)) <= 5
     assert statuses.count(200) <= 5
     assert set(statuses) <= {200, 429}
+
+
+def test_reauthenticate_sign_in_without_user_counts_its_own_failures(
+    alice: User, settings: Any
+) -> None:
+    """A session of a backend that returns no user: its failures are its own,
+    never those of the user who shares its id, and never a 500."""
+    from tests.test_receivers import ACCOUNT_BACKENDS, Account
+
+    settings.AUTHENTICATION_BACKENDS = ACCOUNT_BACKENDS
+    Account.objects.create(pk=alice.pk, name="ops")
+    browser = Client()
+    response = browser.post("/login/", {"username": "ops", "password": "wrong"})
+    response = browser.post(
+        "/login/", {"username": "ops", "password": "account secret"}
+    )
+    assert response.status_code == 200, response.content
+    record = row_of(browser)
+    assert record.user_id is None
+    statuses = [reauthenticate(browser, "wrong").status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 200, 429]  # the fifth locks
+    assert failures_of(alice) == []
+    events = SessionEvent.objects.filter(reason=FAILED_REASON)
+    assert {(e.user_id, e.session_id) for e in events} == {(None, record.pk)}
+    assert reauthenticate(browser, "account secret").status_code == 429
+    alices = Client()
+    sign_in(alices)
+    assert reauthenticate(alices).status_code == 302
