@@ -316,7 +316,7 @@ def _count_error(name: str, value: Any, check_id: str, hint: str) -> Error:
 def check_reauth_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """The limits on wrong re-authentication passwords (E027-E029); the
+    """The limits on wrong re-authentication passwords (E027-E030); the
     window's type and sign are E007's."""
     errors: list[CheckMessage] = []
     limit = conf.REAUTH_FAILURE_LIMIT
@@ -341,6 +341,26 @@ def check_reauth_settings(
                 "timedelta(minutes=15), or set SESSIONKIT_REAUTH_FAILURE_LIMIT "
                 "= None for no lock.",
                 id="sessionkit.E028",
+            )
+        )
+    retention = conf.EVENT_RETENTION
+    if (
+        limit is not None
+        and isinstance(window, timedelta)
+        and isinstance(retention, timedelta)
+        and retention < window
+    ):
+        # The failures are counted from their events: clearsessions must
+        # not delete them before they leave the window.
+        errors.append(
+            Error(
+                "SESSIONKIT_EVENT_RETENTION is shorter than "
+                "SESSIONKIT_REAUTH_FAILURE_WINDOW: clearsessions would delete "
+                "the recorded re-authentication failures before they leave the "
+                "window, and cut a lock short.",
+                hint="Keep events at least as long as the window (the defaults "
+                "are 90 days and 15 minutes).",
+                id="sessionkit.E030",
             )
         )
     after = conf.REAUTH_REVOKE_AFTER

@@ -690,3 +690,31 @@ def test_reauth_setting_window_none_without_limit_valid() -> None:
 
 def test_reauth_setting_defaults_valid() -> None:
     assert check_reauth_settings() == []
+
+
+def test_event_retention_shorter_than_reauth_window_errors() -> None:
+    with override_settings(
+        SESSIONKIT_EVENT_RETENTION=timedelta(minutes=10),
+        SESSIONKIT_REAUTH_FAILURE_WINDOW=timedelta(minutes=15),
+    ):
+        error = only(check_reauth_settings(), "sessionkit.E030")
+    assert "SESSIONKIT_EVENT_RETENTION" in error.msg
+    assert error.hint
+
+
+@pytest.mark.parametrize(
+    "settings_",
+    [
+        {"SESSIONKIT_EVENT_RETENTION": timedelta(minutes=15)},
+        {"SESSIONKIT_EVENT_RETENTION": None},
+        {
+            "SESSIONKIT_EVENT_RETENTION": timedelta(minutes=1),
+            "SESSIONKIT_REAUTH_FAILURE_LIMIT": None,
+        },
+    ],
+)
+def test_event_retention_not_shorter_than_reauth_window_valid(
+    settings_: dict[str, Any],
+) -> None:
+    with override_settings(**settings_):
+        assert check_reauth_settings() == []
