@@ -1488,8 +1488,9 @@ def test_session_created_with_key_whose_miss_was_cached_is_served_at_once() -> N
     key = new_key()
     assert carrying(key).get("/peek/").json()["data"] == {}
     assert entry_of(key) == cached_db.MISS
-    # The row is written under that very key (as an import of Django's
-    # sessions, or a test helper, does) by a store that never loaded it.
+    # The row is written under that very key by a store that never loaded
+    # it (a test helper, say). Rows written outside the store, as
+    # sessionkit_import's bulk_create(), are not covered: see docs/store.rst.
     cached_db.SessionStore(key).save(must_create=True)
     assert entry_of(key) != cached_db.MISS
     assert carrying(key).get("/put/?colour=blue").status_code == 200
