@@ -550,6 +550,25 @@ def test_password_reset_without_session_keeps_no_stale_session(
     assert not Session.objects.filter(user=alice).exists()
 
 
+def test_password_change_outside_request_kept_session_is_signed_out(
+    alice: User,
+) -> None:
+    # Outside a request (a shell, a task), the first store made since the
+    # last request counts as the current session, and a password change
+    # keeps its row; but that session still carries the old password's
+    # hash, so Django's own check signs it out at its next request.
+    from django_sessionkit.backends.db import SessionStore
+
+    first, second = signed_in_browsers(2)
+    store = SessionStore(key_of(second))
+    store.load()
+    alice.set_password(NEW_PASSWORD)
+    alice.save()
+    assert Session.objects.filter(pk=row_of(second).pk).exists()
+    assert user_of(second.get("/peek/")) == ""
+    assert user_of(first.get("/peek/")) == ""
+
+
 # -- Signing in as another user in the same browser ---------------------------------
 
 
