@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django_redis.pool import ConnectionFactory
 
 from django_sessionkit.backends import cached_db
@@ -206,3 +208,20 @@ class Key:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hash", hash_key(self.raw))
+
+
+@asynccontextmanager
+async def acaptured_queries() -> AsyncIterator[CaptureQueriesContext]:
+    """``CaptureQueriesContext`` on the connection the ORM's async calls use.
+
+    Not the test thread's: the async ORM runs its queries where
+    ``sync_to_async`` runs; the event loop's thread has a connection of its
+    own.
+    """
+    orm_connection = await sync_to_async(lambda: connections[DEFAULT_DB_ALIAS])()
+    queries = CaptureQueriesContext(orm_connection)
+    await sync_to_async(queries.__enter__)()
+    try:
+        yield queries
+    finally:
+        await sync_to_async(queries.__exit__)(None, None, None)

@@ -16,8 +16,7 @@ import gc
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from io import StringIO
 from typing import Any, ClassVar
@@ -32,7 +31,7 @@ from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.cache import BaseCache, caches
 from django.core.management import call_command
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models.signals import pre_delete
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
@@ -52,6 +51,7 @@ from django_sessionkit.revocation import (
 )
 from tests.helpers import (
     CountingConnection,
+    acaptured_queries,
     cached_engine_on,
     carrying,
     events,
@@ -347,18 +347,6 @@ def session_updates(queries: CaptureQueriesContext) -> list[str]:
     return [
         sql for sql in session_sql(queries) if sql.lstrip().upper().startswith("UPDATE")
     ]
-
-
-@asynccontextmanager
-async def acaptured_queries() -> AsyncIterator[CaptureQueriesContext]:
-    """``CaptureQueriesContext`` on the connection the ORM's async calls use."""
-    orm_connection = await sync_to_async(lambda: connections[DEFAULT_DB_ALIAS])()
-    queries = CaptureQueriesContext(orm_connection)
-    await sync_to_async(queries.__enter__)()
-    try:
-        yield queries
-    finally:
-        await sync_to_async(queries.__exit__)(None, None, None)
 
 
 def reset_counts(server: redis.Redis) -> None:

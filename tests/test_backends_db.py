@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.management import call_command
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
+from django.db import IntegrityError, connection
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
@@ -25,6 +24,7 @@ from django.utils import timezone
 from django_sessionkit.backends.db import SessionStore, SignIn
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
+from tests.helpers import acaptured_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -54,18 +54,6 @@ class AsyncClientFrom(AsyncClient):
         scope: dict[str, Any] = super()._base_scope(**request)
         scope["client"] = [self.ip, 4321]
         return scope
-
-
-@asynccontextmanager
-async def acaptured_queries() -> AsyncIterator[CaptureQueriesContext]:
-    """``CaptureQueriesContext`` on the connection the ORM's async calls use."""
-    orm_connection = await sync_to_async(lambda: connections[DEFAULT_DB_ALIAS])()
-    queries = CaptureQueriesContext(orm_connection)
-    await sync_to_async(queries.__enter__)()
-    try:
-        yield queries
-    finally:
-        await sync_to_async(queries.__exit__)(None, None, None)
 
 
 def all_database_text() -> Iterator[tuple[str, str]]:

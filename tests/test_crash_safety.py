@@ -40,7 +40,7 @@ from django.test import Client
 from django_sessionkit.backends import cached_db
 from django_sessionkit.models import CachePurge, Session
 from tests.helpers import Key, cached_engine_on, postgresql_only
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 pytestmark = [postgresql_only, pytest.mark.django_db(transaction=True)]
 
@@ -252,13 +252,7 @@ class AsgiServer:
         sock.close()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @pytest.fixture

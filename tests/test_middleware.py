@@ -8,8 +8,7 @@ synchronously (``Client``) and asynchronously (``AsyncClient``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from django.db.models import F
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client, override_settings
@@ -30,6 +29,7 @@ from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.policy import Policy, deadlines
 from django_sessionkit.signals import session_expired
 from tests import policies, urls_middleware
+from tests.helpers import acaptured_queries
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_middleware")]
 
@@ -268,22 +268,6 @@ def writes(queries: CaptureQueriesContext) -> list[str]:
 
 def session_selects(queries: CaptureQueriesContext) -> list[str]:
     return [sql for sql in statements(queries) if is_session_select(sql)]
-
-
-@asynccontextmanager
-async def acaptured_queries() -> AsyncIterator[CaptureQueriesContext]:
-    """``CaptureQueriesContext`` for async tests.
-
-    On the connection of the thread where the ORM's ``sync_to_async`` calls
-    run; the event loop's thread has a connection of its own.
-    """
-    orm_connection = await sync_to_async(lambda: connections[DEFAULT_DB_ALIAS])()
-    queries = CaptureQueriesContext(orm_connection)
-    await sync_to_async(queries.__enter__)()
-    try:
-        yield queries
-    finally:
-        await sync_to_async(queries.__exit__)(None, None, None)
 
 
 # -- Timeouts at their limits -------------------------------------------------------

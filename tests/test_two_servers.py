@@ -37,7 +37,7 @@ from django.db import connection
 from django_sessionkit.backends import cached_db
 from django_sessionkit.models import CachePurge, Session, SessionEvent
 from tests.helpers import Key, postgresql_only
-from tests.servers import RedisProcess, free_port
+from tests.servers import RedisProcess, free_port, stop_process
 
 pytestmark = [postgresql_only, pytest.mark.django_db(transaction=True)]
 
@@ -64,13 +64,7 @@ class AppServer:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @dataclass
