@@ -423,6 +423,11 @@ def _page(
         "next_page": data.next_page,
         "user": request.user,
         "messages": messages.get_messages(request),
+        "invalid": [
+            group
+            for group in data.groups
+            if group.form is not None and group.form.errors
+        ],
     }
     return TemplateResponse(request, TEMPLATE_NAME, context, status=status)
 

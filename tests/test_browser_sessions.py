@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.contrib.auth.models import User
 
 from django_sessionkit.keys import hash_key
-from django_sessionkit.models import Session
+from django_sessionkit.models import Device, Session
+from django_sessionkit.pages import device_label
 from tests.browser import LiveServer, Tab, chromium, new_context, open_tab
 from tests.test_browser import assert_clean, sign_in
 from tests.test_demo import (  # noqa: F401 - fixtures
@@ -27,7 +29,7 @@ from tests.test_demo import (  # noqa: F401 - fixtures
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, ConsoleMessage, Locator, Response
+    from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Response
 
 PAGE = "/sessions/"
 SESSION_BUTTONS = re.compile(r"^Sign out (this session|the session on )")
@@ -281,3 +283,196 @@ def test_demo_header_links_styled_page(
     assert site_name is not None
     assert abs(title["x"] - site_name["x"]) < 1
     assert_clean(tab)
+
+
+# -- Accessibility (issue 11) --------------------------------------------------
+
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+IPV6 = "2001:0db8:85a3:0000:0000:8a2e:0370:7334"
+LONG_NAME = "Workstation-" + "x" * 80
+
+
+def axe_violations(page: Page) -> list[tuple[str, list[Any]]]:
+    """WCAG 2.1 A/AA violations axe-core finds on ``page`` (axe is evaluated
+    through the DevTools protocol, which the page's CSP does not govern)."""
+    import axe_playwright_python
+
+    script = Path(axe_playwright_python.__file__).with_name("axe.min.js")
+    page.evaluate(script.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        "(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+        AXE_TAGS,
+    )
+    return [
+        (v["id"], [node["target"] for node in v["nodes"]])
+        for v in result["violations"]
+    ]
+
+
+def assert_accessible(page: Page) -> None:
+    """No axe violation, light and dark, and nothing scrolls sideways."""
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        assert axe_violations(page) == [], scheme
+        assert no_sideways_scroll(page), scheme
+    page.emulate_media(color_scheme="light")
+
+
+def no_sideways_scroll(page: Page) -> bool:
+    return bool(
+        page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    )
+
+
+def crowded(browser: Browser, server: LiveServer, problems: list[str]) -> Tab:
+    """Three devices signed in, one with an IPv6 address and each with a long
+    name; the first tab, on the page."""
+    first, *others = (signed_in(browser, server, problems) for _ in range(3))
+    with server.lock:
+        Session.objects.filter(pk=session_pk(others[0], server)).update(ip=IPV6)
+        for number, device in enumerate(Device.objects.all()):
+            device.name = f"{LONG_NAME}{number}"
+            device.save(update_fields=["name"])
+    open_page(first, server)
+    return first
+
+
+def focused_status(page: Page) -> str:
+    """The text of the status region, which must have the focus."""
+    status = page.get_by_role("status")
+    assert status.evaluate("(el) => el === document.activeElement")
+    assert status.evaluate("(el) => el.tagName") != "UL"
+    return status.inner_text()
+
+
+def test_narrow_page_does_not_scroll_sideways(
+    server: LiveServer, browser: Browser, problems: list[str]
+) -> None:
+    tab = crowded(browser, server, problems)
+    page = tab.page
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.reload()
+    assert session_buttons(tab).count() == 3
+    assert no_sideways_scroll(page)
+    for button in session_buttons(tab).all():
+        box = button.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 320
+    assert_accessible(page)
+    assert_clean(tab)
+    assert problems == []
+
+
+def test_page_accessible_light_dark_and_after_each_action(
+    server: LiveServer, browser: Browser, problems: list[str]
+) -> None:
+    tab = crowded(browser, server, problems)
+    page = tab.page
+    assert_accessible(page)
+    # The device icons keep their contrast in the dark.
+    page.emulate_media(color_scheme="dark")
+    icon = page.locator(".sessionkit-icon").first
+    colours = icon.evaluate(
+        "(el) => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]"
+    )
+    assert colours[0] != "rgb(11, 92, 173)", colours
+    page.emulate_media(color_scheme="light")
+
+    field = page.get_by_role("textbox").nth(1)
+    field.fill("Laptop")
+    page.get_by_role("button", name=re.compile("^Rename ")).nth(1).click()
+    page.wait_for_url(server.url + PAGE)
+    assert focused_status(page) == "The device was renamed."
+    assert_accessible(page)
+
+    page.get_by_role("button", name=OTHER_SESSION_BUTTON).first.click()
+    page.wait_for_url(server.url + PAGE)
+    assert focused_status(page) == "The session was signed out."
+    assert_accessible(page)
+
+    page.get_by_role("button", name=re.compile("^Sign out device ")).nth(1).click()
+    page.wait_for_url(server.url + PAGE)
+    assert focused_status(page).startswith("Signed out ")
+    assert_accessible(page)
+
+    signed_in(browser, server, problems)
+    open_page(tab, server)
+    page.get_by_role("button", name="Sign out everywhere else").click()
+    page.wait_for_url(server.url + PAGE)
+    assert focused_status(page) == "Signed out 1 other session."
+    assert_accessible(page)
+    assert_clean(tab)
+    assert problems == []
+
+
+def test_invalid_rename_titles_error_and_links_summary_to_field(
+    server: LiveServer, browser: Browser, problems: list[str]
+) -> None:
+    tab = signed_in(browser, server, problems)
+    page = tab.page
+    field = page.get_by_role("textbox").first
+    # Past the field's maxlength, as a script or an old browser could send.
+    field.evaluate("(el) => el.removeAttribute('maxlength')")
+    field.fill("x" * 101)
+    page.get_by_role("button", name=re.compile("^Rename ")).first.click()
+    page.wait_for_load_state()
+    assert page.title().startswith("Error: ")
+    summary = page.get_by_role("alert")
+    assert summary.evaluate("(el) => el === document.activeElement")
+    link = summary.get_by_role("link")
+    field_id = field.get_attribute("id")
+    assert link.get_attribute("href") == f"#{field_id}"
+    link.click()
+    assert field.evaluate("(el) => el === document.activeElement")
+    assert axe_violations(page) == []
+    assert_clean(tab)
+    assert problems == [f"400 {server.url}{PAGE}devices/{device_pk(tab, server)}/rename/"]
+
+
+def device_pk(tab: Tab, server: LiveServer) -> int:
+    pk = session_pk(tab, server)
+    with server.lock:
+        device_id: int = Session.objects.get(pk=pk).device_id
+    return device_id
+
+
+def test_page_parts_are_named_in_text(
+    server: LiveServer, browser: Browser, problems: list[str]
+) -> None:
+    tab = signed_in(browser, server, problems)
+    page = tab.page
+    with server.lock:
+        device = Device.objects.get()
+    heading = page.get_by_role("heading", level=2)
+    # The heading is the device's name; the badge is not read into it.
+    assert heading.inner_text() == device_label(device)
+    assert page.get_by_text("This device", exact=True).is_visible()
+    # The type of the device is said in words, not only by the icon.
+    facts = page.locator(".sessionkit-device__facts")
+    assert "Type" in facts.inner_text()
+    assert str(device.get_kind_display()).capitalize() in facts.inner_text()
+    # Each session's row has a row header, and times carry their zone.
+    row_header = page.get_by_role("rowheader")
+    assert row_header.count() == 1
+    assert "UTC" in row_header.inner_text()
+    assert_clean(tab)
+    assert problems == []
+
+
+def test_reauthenticate_page_announces_intro_first(
+    server: LiveServer, browser: Browser, problems: list[str]
+) -> None:
+    tab = signed_in(browser, server, problems)
+    page = tab.page
+    page.goto(f"{server.url}{PAGE}reauthenticate/?next={PAGE}")
+    intro = page.get_by_text("For your security, please enter your password again")
+    assert intro.evaluate("(el) => el === document.activeElement")
+    password = page.get_by_label("Password")
+    described = password.get_attribute("aria-describedby") or ""
+    assert intro.get_attribute("id") in described.split()
+    assert_accessible(page)
+    page.keyboard.press("Tab")
+    assert password.evaluate("(el) => el === document.activeElement")
+    assert_clean(tab)
+    assert problems == []

@@ -232,7 +232,11 @@ def test_page_lists_own_devices_and_marks_current(
     assert 'aria-current="true"' in first
     assert 'aria-current="true"' not in second
     assert "127.0.0.1" in second
-    assert 'role="img" aria-label="Device type: mobile"' in second
+    # The type in words; the icon beside it is decorative.
+    assert "<dt>Type</dt><dd>Mobile</dd>" in second
+    assert 'class="sessionkit-icon sessionkit-icon--mobile" aria-hidden="true"' in (
+        second
+    )
     assert "<svg" in second
     assert "just now" in second
 
