@@ -4,6 +4,7 @@ sign-in page with "Remember me"."""
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -41,6 +42,17 @@ class LoginView(auth_views.LoginView):
     form_class = RememberMeAuthenticationForm
     template_name = "demo/login.html"
     redirect_authenticated_user = True
+
+    def get_form(
+        self, form_class: type[AuthenticationForm] | None = None
+    ) -> AuthenticationForm:
+        form: AuthenticationForm = super().get_form(form_class)
+        if messages.get_messages(self.request):
+            # A message (such as "You were signed out after a period of
+            # inactivity") takes the focus, to be read before the form:
+            # Django's autofocus on the username would skip past it.
+            form.fields["username"].widget.attrs.pop("autofocus", None)
+        return form
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         response = super().form_valid(form)  # signs in

@@ -9,7 +9,9 @@ under the strict Content-Security-Policy of the other browser tests.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -265,11 +267,13 @@ def test_demo_header_links_styled_page(
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(demo_server.base_url)
 
-    page.get_by_role("link", name="Sessions & devices").click()
+    page.get_by_role("link", name="Sessions and devices").click()
     page.wait_for_url(demo_server.base_url + "sessions/")
     heading = page.get_by_role("heading", level=1, name="Sessions and devices")
     assert heading.is_visible()
-    link = page.get_by_role("link", name="Sessions & devices")
+    # The menu and the page's title say the same.
+    assert page.title().startswith("Sessions and devices")
+    link = page.get_by_role("link", name="Sessions and devices")
     assert link.get_attribute("aria-current") == "page"
     current = page.get_by_role("row").filter(has_text="This session")
     assert current.count() == 1
@@ -304,8 +308,7 @@ def axe_violations(page: Page) -> list[tuple[str, list[Any]]]:
         AXE_TAGS,
     )
     return [
-        (v["id"], [node["target"] for node in v["nodes"]])
-        for v in result["violations"]
+        (v["id"], [node["target"] for node in v["nodes"]]) for v in result["violations"]
     ]
 
 
@@ -427,7 +430,9 @@ def test_invalid_rename_titles_error_and_links_summary_to_field(
     assert field.evaluate("(el) => el === document.activeElement")
     assert axe_violations(page) == []
     assert_clean(tab)
-    assert problems == [f"400 {server.url}{PAGE}devices/{device_pk(tab, server)}/rename/"]
+    assert problems == [
+        f"400 {server.url}{PAGE}devices/{device_pk(tab, server)}/rename/"
+    ]
 
 
 def device_pk(tab: Tab, server: LiveServer) -> int:
@@ -474,5 +479,94 @@ def test_reauthenticate_page_announces_intro_first(
     assert_accessible(page)
     page.keyboard.press("Tab")
     assert password.evaluate("(el) => el === document.activeElement")
+
+    # A wrong password: the title says so, the field has the focus and is
+    # described by its error.
+    password.fill("wrong")
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_load_state()
+    assert page.title().startswith("Error: ")
+    assert password.evaluate("(el) => el === document.activeElement")
+    assert password.get_attribute("aria-invalid") == "true"
+    error_id = (password.get_attribute("aria-describedby") or "").split()[0]
+    assert "incorrectly" in page.locator(f"#{error_id}").inner_text()
+    assert_accessible(page)
     assert_clean(tab)
     assert problems == []
+
+
+def demo_sign_in(page: Page, demo_server: DemoServer) -> None:  # noqa: F811
+    page.get_by_label("Username").fill("demo")
+    page.get_by_label("Password").fill(demo_server.password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_demo_sign_in_after_timeout_reads_message_first(
+    demo_server: DemoServer,  # noqa: F811
+    demo_browser: Browser,
+) -> None:
+    tab = open_tab(new_context(demo_browser))
+    page = tab.page
+    page.goto(demo_server.base_url + "accounts/login/")
+    demo_sign_in(page, demo_server)
+    page.wait_for_url(demo_server.base_url)
+    # Idle for longer than the demo's five minutes.
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
+    with sqlite3.connect(demo_server.db_path) as conn:
+        conn.execute(
+            "UPDATE sessionkit_session SET last_seen_at = ? WHERE key_hash = ?",
+            (
+                (datetime.now(UTC) - timedelta(minutes=6)).strftime(
+                    "%Y-%m-%d %H:%M:%S.%f"
+                ),
+                hash_key(key),
+            ),
+        )
+    page.goto(demo_server.base_url + "sessions/")
+    assert page.url.startswith(demo_server.base_url + "accounts/login/")
+    status = page.get_by_role("status")
+    assert "signed out after a period of inactivity" in status.inner_text()
+    # Read first: the message has the focus, not the username field.
+    assert status.evaluate("(el) => el === document.activeElement")
+    page.set_viewport_size({"width": 320, "height": 640})
+    assert_accessible(page)
+    page.keyboard.press("Tab")
+    assert page.get_by_label("Username").evaluate(
+        "(el) => el === document.activeElement"
+    )
+    assert_clean(tab)
+
+
+def test_demo_language_switch_and_dark_colours(
+    demo_server: DemoServer,  # noqa: F811
+    demo_browser: Browser,
+) -> None:
+    tab = open_tab(new_context(demo_browser))
+    page = tab.page
+    page.goto(demo_server.base_url + "accounts/login/")
+    # A fresh sign-in page: the username field has the focus.
+    assert page.get_by_label("Username").evaluate(
+        "(el) => el === document.activeElement"
+    )
+    assert_accessible(page)
+    demo_sign_in(page, demo_server)
+    page.wait_for_url(demo_server.base_url)
+    page.goto(demo_server.base_url + "sessions/")
+    page.emulate_media(color_scheme="dark")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgb(255, 255, 255)"
+    assert_accessible(page)
+
+    page.get_by_label("Language").select_option("de")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(demo_server.base_url + "sessions/")
+    assert page.locator("html").get_attribute("lang") == "de"
+    # Each language is offered under its own name (and its own lang).
+    language = page.locator("select[name=language]")
+    assert language.input_value() == "de"
+    assert language.locator("option[value=fr]").get_attribute("lang") == "fr"
+    language.select_option("en")
+    page.locator(".language-form button").click()
+    page.wait_for_url(demo_server.base_url + "sessions/")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert_clean(tab)
