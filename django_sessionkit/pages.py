@@ -1,4 +1,4 @@
-"""The user's own "Sessions & devices" page, its actions, its JSON and export.
+"""The user's own "Sessions and devices" page, its actions, its JSON and export.
 
 The views are thin: the page reads the signed-in user's own rows, and each
 action checks that the session or device it names belongs to the requesting
