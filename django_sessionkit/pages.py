@@ -186,15 +186,13 @@ def device_label(device: Device | None) -> str:
 
 #: The units of "N ... ago": translated apart from Django's own (which name a
 #: duration) because some languages inflect them after "ago" ("vor 2 Tagen").
-AGO_UNITS = {
+AGO_UNITS: dict[str, Any] = {
     "year": npgettext_lazy("time ago", "%(num)d year", "%(num)d years", "num"),
     "month": npgettext_lazy("time ago", "%(num)d month", "%(num)d months", "num"),
     "week": npgettext_lazy("time ago", "%(num)d week", "%(num)d weeks", "num"),
     "day": npgettext_lazy("time ago", "%(num)d day", "%(num)d days", "num"),
     "hour": npgettext_lazy("time ago", "%(num)d hour", "%(num)d hours", "num"),
-    "minute": npgettext_lazy(
-        "time ago", "%(num)d minute", "%(num)d minutes", "num"
-    ),
+    "minute": npgettext_lazy("time ago", "%(num)d minute", "%(num)d minutes", "num"),
 }
 
 
