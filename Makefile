@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test conformance soak docs lint typecheck package-check bench clean
+.PHONY: demo test conformance soak docs lint typecheck package-check messages check-messages bench clean
 
 $(PY):
 	python=$$(scripts/find-python 12) && "$$python" -m venv $(VENV)
@@ -58,6 +58,21 @@ bench: $(VENV)/.installed-test
 
 package-check: $(VENV)/.installed-dev
 	scripts/package-check $(PY)
+
+# The translation catalogues (docs/translations.rst): extract the strings of
+# the code and templates into each language's django.po, then compile the
+# .mo files. Needs GNU gettext (msgfmt). check-messages (CI) fails when this
+# would change a catalogue; keep its makemessages options the same.
+LANGUAGES ?= de es fr
+
+messages: $(VENV)/.installed-base
+	cd django_sessionkit && $(abspath $(PY)) -m django makemessages \
+		$(addprefix -l ,$(LANGUAGES)) --add-location file --no-obsolete
+	cd django_sessionkit && $(abspath $(PY)) -m django compilemessages \
+		$(addprefix -l ,$(LANGUAGES))
+
+check-messages: $(VENV)/.installed-base
+	$(PY) scripts/check-messages
 
 clean:
 	rm -rf $(VENV) .cache build dist *.egg-info docs/_build demo/db.sqlite3

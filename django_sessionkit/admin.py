@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from django_sessionkit.events import reason_label
 from django_sessionkit.models import CachePurge, Device, Session, SessionEvent
 from django_sessionkit.revocation import revoke_device, revoke_session, revoke_sessions
 
@@ -224,7 +225,38 @@ class SessionEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
-        return ("created_at", "kind", "session_id", "user", "actor", "reason", "ip")
+        return (
+            "created_at",
+            "kind",
+            "session_id",
+            "user",
+            "actor",
+            "reason_words",
+            "ip",
+        )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (
+            "created_at",
+            "kind",
+            "session_id",
+            "user",
+            "actor",
+            "device",
+            "ip",
+            "reason_words",
+            "detail",
+        )
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> tuple[str, ...]:
+        return self.get_fields(request, obj)
+
+    @admin.display(description=_("reason"), ordering="reason")
+    def reason_words(self, obj: SessionEvent) -> str:
+        # The stored code (searchable) is shown as translated words.
+        return reason_label(obj.reason)
 
     def get_list_filter(self, request: HttpRequest) -> tuple[str, ...]:
         return ("kind", "created_at")

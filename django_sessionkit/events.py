@@ -9,6 +9,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.dispatch import Signal
 from django.http import HttpRequest
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from django_sessionkit import client, signals
 from django_sessionkit.models import Session, SessionEvent
@@ -23,6 +25,46 @@ SIGNALS: dict[str, Signal] = {
     Kind.REVOKE: signals.session_revoked,
     Kind.ANOMALY: signals.session_anomaly,
 }
+
+
+#: The words for each ``reason`` the app itself records, as the admin and the
+#: sessions page show them. A reason of the site's own (``sessionkit_revoke
+#: --reason``, ``rotate_session(reason=...)``) has no entry and is shown as is.
+REASONS: dict[str, Promise] = {
+    # Sign-in and sign-out.
+    "login": _("sign-in"),
+    "new_device": _("sign-in from a new device"),
+    "logout": _("sign-out"),
+    "user_switched": _("another user signed in"),
+    # Deadlines.
+    "idle": _("inactivity"),
+    "absolute": _("maximum session length reached"),
+    # Key rotation.
+    "interval": _("scheduled key rotation"),
+    "privilege": _("staff or superuser status changed"),
+    "explicit": _("key rotated by the site"),
+    "reauthenticate": _("password confirmed"),
+    # Revocation.
+    "stale_key": _("replaced session key used again"),
+    "reauth_failed": _("wrong password when confirming"),
+    "reauth_failures": _("too many wrong passwords"),
+    "limit": _("too many sessions"),
+    "admin": _("signed out by staff"),
+    "command": _("signed out by a command"),
+    "inactive": _("account deactivated"),
+    "password_change": _("password changed"),
+    "user_deleted": _("account deleted"),
+    "user_signed_out": _("signed out by the user"),
+    "user_signed_out_device": _("device signed out by the user"),
+    "user_signed_out_others": _("signed out everywhere else by the user"),
+}
+
+
+def reason_label(reason: str) -> str:
+    """The translated words for ``reason``, or ``reason`` itself when the app
+    has none (a reason of the site's own)."""
+    label = REASONS.get(reason)
+    return reason if label is None else str(label)
 
 
 @dataclass(frozen=True)

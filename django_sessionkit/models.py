@@ -14,6 +14,7 @@ from django.core.exceptions import FieldError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from django_sessionkit.keys import hash_key
@@ -150,7 +151,7 @@ class Device(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or f"{_('Device')} {self.pk}"
+        return self.name or gettext("Device %(id)s") % {"id": self.pk}
 
     @property
     def browser_label(self) -> str:
@@ -235,7 +236,7 @@ class Session(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{_('Session')} {self.pk}"
+        return gettext("Session %(id)s") % {"id": self.pk}
 
     def __repr__(self) -> str:
         return f"<Session id={self.pk} user_id={self.user_id}>"
@@ -312,7 +313,10 @@ class SessionEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} ({_('session')} {self.session_id})"
+        return gettext("%(kind)s (session %(id)s)") % {
+            "kind": self.get_kind_display(),
+            "id": self.session_id,
+        }
 
 
 class CachePurge(models.Model):
@@ -332,4 +336,4 @@ class CachePurge(models.Model):
         verbose_name_plural = _("pending cache purges")
 
     def __str__(self) -> str:
-        return f"{_('Pending cache purge')} {self.pk}"
+        return gettext("Pending cache purge %(id)s") % {"id": self.pk}

@@ -33,8 +33,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, npgettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
@@ -183,6 +184,24 @@ def device_label(device: Device | None) -> str:
     return device.name or automatic_label(device)
 
 
+#: The units of "N ... ago": translated apart from Django's own (which name a
+#: duration) because some languages inflect them after "ago" ("vor 2 Tagen").
+AGO_UNITS: dict[str, Any] = {
+    "year": npgettext_lazy("time ago", "%(num)d year", "%(num)d years", "num"),
+    "month": npgettext_lazy("time ago", "%(num)d month", "%(num)d months", "num"),
+    "week": npgettext_lazy("time ago", "%(num)d week", "%(num)d weeks", "num"),
+    "day": npgettext_lazy("time ago", "%(num)d day", "%(num)d days", "num"),
+    "hour": npgettext_lazy("time ago", "%(num)d hour", "%(num)d hours", "num"),
+    "minute": npgettext_lazy("time ago", "%(num)d minute", "%(num)d minutes", "num"),
+}
+
+
+def time_ago(value: datetime, now: datetime | None = None) -> str:
+    """How long ago ``value`` was, in the active language ("2 days ago")."""
+    since = timesince(value, now, time_strings=AGO_UNITS)
+    return _("%(since)s ago") % {"since": since}
+
+
 @dataclass
 class SessionEntry:
     """One live session on the page."""
@@ -199,6 +218,11 @@ class SessionEntry:
     def just_now(self) -> bool:
         """Whether the last activity is too recent for "N minutes ago"."""
         return timezone.now() - self.session.last_seen_at < _JUST_NOW
+
+    @property
+    def last_seen_ago(self) -> str:
+        """How long ago the last activity was ("2 days ago")."""
+        return time_ago(self.session.last_seen_at)
 
     def as_json(self) -> dict[str, Any]:
         record = self.session

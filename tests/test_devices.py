@@ -17,6 +17,7 @@ from django.db import connection
 from django.forms.models import model_to_dict
 from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import formats, timezone
 
 from django_sessionkit import devices
 from django_sessionkit.backends import cached_db
@@ -411,7 +412,9 @@ def test_new_device_email_with_setting(alice: User) -> None:
     assert "Chrome 120.0.0" in message.body
     assert "Windows 10" in message.body
     assert "127.0.0.1" in message.body
-    assert device.created_at.strftime("%Y-%m-%d %H:%M") in message.body
+    # In the language's own format (DATETIME_FORMAT), with the time zone.
+    when = timezone.localtime(device.created_at)
+    assert f"{formats.date_format(when, 'DATETIME_FORMAT')} ({when:%Z})" in message.body
     assert device_token(client) not in message.body
     # The same device again: no email.
     client.post("/logout/")
