@@ -223,10 +223,11 @@ def contrast(colours: list[str]) -> float:
     """WCAG 2 contrast ratio of two opaque ``rgb()`` colours."""
 
     def luminance(colour: str) -> float:
-        channels = [int(c) / 255 for c in re.findall(r"\d+", colour)[:3]]
-        r, g, b = (
-            c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels
-        )
+        rgb = [int(c) / 255 for c in re.findall(r"\d+", colour)[:3]]
+        linear = [
+            c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb
+        ]
+        r, g, b = linear
         return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
     light, dark = sorted(map(luminance, colours), reverse=True)
@@ -315,7 +316,9 @@ def test_final_state_keeps_focus_in_field_being_typed_in(
 
 
 @pytest.mark.parametrize("start", ["page", "field"])
-def test_escape_closes_warning(server: LiveServer, browser: Browser, start: str) -> None:
+def test_escape_closes_warning(
+    server: LiveServer, browser: Browser, start: str
+) -> None:
     tab = open_tab(new_context(browser))
     open_form(tab, server)
     if start == "field":

@@ -422,8 +422,11 @@
       return;
     }
     const focused = document.activeElement;
+    if (root.contains(focused)) {
+      return; // where it is: a card must not jump away from the pointer
+    }
     root.classList.remove("sessionkit-idle-warning--top");
-    if (!focused || focused === document.body || root.contains(focused)) {
+    if (!focused || focused === document.body) {
       return;
     }
     const target = focused.getBoundingClientRect();
