@@ -170,6 +170,30 @@ def test_idle_warning_is_hidden_accessible_dialog(client: Client, alice: User) -
     elements.first("a", href="/signin/?next=/tag/")
 
 
+def test_idle_warning_focuses_card_and_carries_words_of_script(
+    client: Client, alice: User
+) -> None:
+    """The card itself takes the focus (never a button); the script's words
+    are translated in the template, and said through a live region outside
+    the hidden card."""
+    sign_in(client)
+    html = client.get("/tag/").content.decode()
+    attrs = warning_of(html)
+    assert attrs["tabindex"] == "-1"
+    assert attrs["data-announce-time"] == "You will be signed out in {time}."
+    assert "end of the page" in (attrs["data-announce-typing"] or "")
+    assert attrs["data-hide-countdown"] == "Hide countdown"
+    assert attrs["data-show-countdown"] == "Show countdown"
+    (region,) = [
+        attrs
+        for _, attrs in Elements(html).found
+        if "data-sessionkit-announce" in attrs
+    ]
+    assert region["role"] == "status"
+    assert "hidden" not in region
+    assert html.index("data-sessionkit-announce") > html.index("</div>")
+
+
 def test_idle_warning_warns_setting_seconds_before(
     client: Client, alice: User, settings: Any
 ) -> None:

@@ -51,6 +51,26 @@ PAGE = Template(
     "</span></p><p><input id='text' aria-label='Text'></p>"
     "{% sessionkit_idle_warning logout_url='/logout/' %}</body></html>"
 )
+FILLER = "".join(f"<p>Paragraph {n} of the form page.</p>" for n in range(1, 31))
+# Fields high and low on the page, a header countdown with its toggle, and
+# the page's colour scheme following the system (light or dark).
+FORM_PAGE = Template(
+    "{% load sessionkit %}<!DOCTYPE html><html lang='en'><head>"
+    "<meta charset='utf-8'><meta name='color-scheme' content='light dark'>"
+    "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+    "<title>Form</title></head><body><header><p>Signed out in "
+    "<time id='header-countdown' data-sessionkit-countdown='idle'></time> "
+    "<button type='button' id='countdown-toggle' data-sessionkit-countdown-toggle "
+    "hidden></button></p></header><main><h1>Form</h1>"
+    "<p><label for='top'>Top field</label> <input id='top'></p>"
+    "<p><button type='button' id='button'>Nothing</button></p>"
+    + FILLER
+    + "<p><label for='notes'>Notes</label> <textarea id='notes'></textarea></p>"
+    "<div id='editor' contenteditable='true' role='textbox' aria-multiline='true' "
+    "aria-label='Editor'></div><p><label for='bottom'>Bottom field</label> "
+    "<input id='bottom'></p></main>"
+    "{% sessionkit_idle_warning logout_url='/logout/' %}</body></html>"
+)
 TAG = Template("{% load sessionkit %}{% sessionkit_idle_warning %}")
 DEADLINES = Template(
     "{% load sessionkit %}{% sessionkit_deadlines as d %}"
@@ -79,6 +99,11 @@ def sign_in(request: HttpRequest) -> HttpResponse:
 @login_required
 def page(request: HttpRequest) -> HttpResponse:
     return render(request, PAGE)
+
+
+@login_required
+def form_page(request: HttpRequest) -> HttpResponse:
+    return render(request, FORM_PAGE)
 
 
 def tag(request: HttpRequest) -> HttpResponse:
@@ -112,6 +137,7 @@ def static(request: HttpRequest, path: str) -> HttpResponse:
 urlpatterns = [
     path("signin/", sign_in),
     path("page/", page),
+    path("form/", form_page),
     path("tag/", tag),
     path("deadlines/", deadlines),
     path("static/<path:path>", static),

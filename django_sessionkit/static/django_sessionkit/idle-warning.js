@@ -17,7 +17,16 @@
  *   learn (BroadcastChannel, or "storage" events where that is missing): the
  *   newest news, by server time, wins.
  * - Fills elements with data-sessionkit-countdown="idle" or "absolute"
- *   anywhere on the page with a live countdown.
+ *   anywhere on the page with a live countdown. The ticking text is hidden
+ *   from screen readers (aria-hidden); a hidden sibling says the time in
+ *   whole minutes, and a polite live region announces 5 minutes, 1 minute and
+ *   30 seconds before the sign-out. A <time> gets a duration ("PT4M30S").
+ *   Buttons with data-sessionkit-countdown-toggle hide and show the page's
+ *   countdowns (WCAG 2.2.2); the choice is kept in localStorage.
+ * - The warning never takes the focus from a field being typed in: it is
+ *   announced instead, and placed so that it does not cover the field.
+ *   Otherwise it focuses the card itself (role="alertdialog"), never a
+ *   button, so a key pressed next cannot sign out. Escape closes it.
  */
 (function () {
   "use strict";
@@ -27,6 +36,12 @@
   // Pauses between status checks: after an answer, and after a failure.
   const RECHECK_MS = 1000;
   const RETRY_MS = 5000;
+  // Seconds before the sign-out at which screen readers are told the time.
+  const THRESHOLDS = [300, 60, 30];
+  const HIDE_KEY = "django-sessionkit-countdown";
+  // Input types a person types text into.
+  const TEXT_INPUT =
+    /^(?:text|search|email|url|tel|password|number|date|datetime-local|month|week|time)$/;
 
   const root = document.querySelector("[data-sessionkit-idle-warning]");
   if (!root || root.sessionkitIdleWarning) {
@@ -39,6 +54,9 @@
   const whenElements = Array.from(root.querySelectorAll("[data-sessionkit-when]"));
   const errorElement = root.querySelector("[data-sessionkit-error]");
   const stayButton = root.querySelector('[data-sessionkit-action="keep-alive"]');
+  const announcer = document.querySelector("[data-sessionkit-announce]");
+  const titleElement = document.getElementById(root.getAttribute("aria-labelledby"));
+  const messageElement = document.getElementById(root.getAttribute("aria-describedby"));
 
   // -- Time --------------------------------------------------------------------
 
@@ -124,6 +142,79 @@
     dayFormat = null;
   }
 
+  function unitFormat(unit) {
+    try {
+      return new Intl.NumberFormat(locale, { style: "unit", unit, unitDisplay: "long" });
+    } catch (error) {
+      return null;
+    }
+  }
+
+  const unitFormats = {
+    day: dayFormat,
+    hour: unitFormat("hour"),
+    minute: unitFormat("minute"),
+    second: unitFormat("second"),
+  };
+  let listFormat = null;
+  try {
+    listFormat = new Intl.ListFormat(locale, { style: "long", type: "unit" });
+  } catch (error) {
+    listFormat = null;
+  }
+
+  function formatUnit(unit, number) {
+    const format = unitFormats[unit];
+    return format ? format.format(number) : `${number} ${unit}${number === 1 ? "" : "s"}`;
+  }
+
+  // The time left as a screen reader says it: whole minutes (rounded up), and
+  // "30 seconds" at the very end. It changes once a minute at most.
+  function spokenRemaining(ms) {
+    const seconds = Math.max(0, Math.ceil(ms / 1000));
+    if (seconds <= 30) {
+      return formatUnit("second", 30);
+    }
+    let minutes = Math.ceil(seconds / 60);
+    const days = Math.floor(minutes / 1440);
+    minutes %= 1440;
+    const hours = Math.floor(minutes / 60);
+    minutes %= 60;
+    const parts = [];
+    if (days > 0) {
+      parts.push(formatUnit("day", days));
+    }
+    if (hours > 0) {
+      parts.push(formatUnit("hour", hours));
+    }
+    if (minutes > 0) {
+      parts.push(formatUnit("minute", minutes));
+    }
+    return listFormat ? listFormat.format(parts) : parts.join(" ");
+  }
+
+  // An ISO 8601 duration, the value of <time datetime> for a time span.
+  function isoDuration(ms) {
+    let seconds = Math.max(0, Math.ceil(ms / 1000));
+    const days = Math.floor(seconds / 86400);
+    seconds %= 86400;
+    const hours = Math.floor(seconds / 3600);
+    seconds %= 3600;
+    const minutes = Math.floor(seconds / 60);
+    seconds %= 60;
+    let time = "";
+    if (hours > 0) {
+      time += `${hours}H`;
+    }
+    if (minutes > 0) {
+      time += `${minutes}M`;
+    }
+    if (seconds > 0 || (days === 0 && time === "")) {
+      time += `${seconds}S`;
+    }
+    return (days > 0 ? `P${days}D` : "P") + (time ? `T${time}` : "");
+  }
+
   function pad(number) {
     return String(number).padStart(2, "0");
   }
@@ -146,6 +237,25 @@
     return `${minutes}:${pad(seconds)}`;
   }
 
+  // The ticking text is for eyes only; its sibling says it to screen readers.
+  function spokenSibling(element) {
+    if (!element.sessionkitSpoken) {
+      element.setAttribute("aria-hidden", "true");
+      const spoken = document.createElement("span");
+      spoken.className = "sessionkit-visually-hidden";
+      spoken.dataset.sessionkitCountdownText = "";
+      element.after(spoken);
+      element.sessionkitSpoken = spoken;
+    }
+    return element.sessionkitSpoken;
+  }
+
+  function setText(element, text) {
+    if (element.textContent !== text) {
+      element.textContent = text;
+    }
+  }
+
   function updateCountdowns(now) {
     const deadlines = { idle: idleDeadline(), absolute: session.absolute };
     for (const element of document.querySelectorAll("[data-sessionkit-countdown]")) {
@@ -153,9 +263,21 @@
       if (deadline === undefined) {
         continue;
       }
-      const text = deadline === null ? "\u2013" : formatRemaining(deadline - now);
-      if (element.textContent !== text) {
-        element.textContent = text;
+      const spoken = spokenSibling(element);
+      if (!root.contains(element)) {
+        element.hidden = countdownsHidden;
+        spoken.hidden = countdownsHidden;
+      }
+      if (deadline === null) {
+        setText(element, "\u2013");
+        setText(spoken, "\u2013");
+        element.removeAttribute("datetime");
+      } else {
+        setText(element, formatRemaining(deadline - now));
+        setText(spoken, spokenRemaining(deadline - now));
+        if (element.localName === "time") {
+          element.setAttribute("datetime", isoDuration(deadline - now));
+        }
       }
       const title =
         deadline === null ? "" : new Date(deadline - skew).toLocaleString(locale);
@@ -165,22 +287,151 @@
     }
   }
 
+  // Buttons that hide and show the page's countdowns (not the warning's own).
+  const toggles = Array.from(document.querySelectorAll("[data-sessionkit-countdown-toggle]"));
+  let countdownsHidden = false;
+
+  function readCountdownsHidden() {
+    try {
+      return localStorage.getItem(HIDE_KEY) === "hidden";
+    } catch (error) {
+      return false;
+    }
+  }
+
+  function showToggles() {
+    for (const toggle of toggles) {
+      const label = countdownsHidden ? data.showCountdown : data.hideCountdown;
+      if (label) {
+        toggle.textContent = label;
+        toggle.hidden = false;
+      }
+    }
+  }
+
+  function toggleCountdowns() {
+    countdownsHidden = !countdownsHidden;
+    try {
+      if (countdownsHidden) {
+        localStorage.setItem(HIDE_KEY, "hidden");
+      } else {
+        localStorage.removeItem(HIDE_KEY);
+      }
+    } catch (error) {
+      // Storage disabled: the choice lasts for this page.
+    }
+    showToggles();
+    updateCountdowns(serverNow());
+  }
+
+  countdownsHidden = readCountdownsHidden();
+  for (const toggle of toggles) {
+    toggle.addEventListener("click", toggleCountdowns);
+  }
+  showToggles();
+
+  // -- Announcements -----------------------------------------------------------
+
+  let announceTimer = null;
+
+  // A polite live region: cleared first, so the same words are said again.
+  function announce(text) {
+    if (!announcer || !text) {
+      return;
+    }
+    window.clearTimeout(announceTimer);
+    announcer.textContent = "";
+    announceTimer = window.setTimeout(() => {
+      announcer.textContent = text;
+    }, 100);
+  }
+
+  // The text of an element as a screen reader reads it.
+  function spokenText(element) {
+    let text = "";
+    for (const node of element.childNodes) {
+      if (node.nodeType === Node.TEXT_NODE) {
+        text += node.textContent;
+      } else if (
+        node.nodeType === Node.ELEMENT_NODE &&
+        !node.hidden &&
+        node.getAttribute("aria-hidden") !== "true"
+      ) {
+        text += spokenText(node);
+      }
+    }
+    return text.replace(/\s+/g, " ").trim();
+  }
+
+  function cardText() {
+    const parts = [titleElement, messageElement]
+      .filter(Boolean)
+      .map(spokenText)
+      .filter(Boolean);
+    if (parts.length > 1 && !/\p{P}$/u.test(parts[0])) {
+      parts[0] += ".";
+    }
+    return parts.join(" ");
+  }
+
+  let lastLeft = null;
+
+  function announceThresholds(left) {
+    let crossed = null;
+    if (lastLeft !== null) {
+      for (const seconds of THRESHOLDS) {
+        if (lastLeft > seconds * 1000 && left <= seconds * 1000) {
+          crossed = seconds;
+        }
+      }
+    }
+    lastLeft = left;
+    if (crossed !== null && data.announceTime) {
+      announce(data.announceTime.replace("{time}", spokenRemaining(crossed * 1000)));
+    }
+  }
+
   // -- The warning -------------------------------------------------------------
 
   let shown = null; // null (hidden), "warning", "final" or "ended"
+  let dismissed = null; // the state closed with Escape, until the next one
   let returnFocus = null;
 
   function visible(element) {
     return !element.closest("[hidden]");
   }
 
-  function focusAction() {
-    const candidates = root.querySelectorAll("button, a[href]");
-    for (const candidate of candidates) {
-      if (visible(candidate)) {
-        candidate.focus();
-        return;
-      }
+  function typingIn(element) {
+    if (!element || element === document.body || root.contains(element)) {
+      return false;
+    }
+    if (element.isContentEditable || element.localName === "textarea") {
+      return true;
+    }
+    return element.localName === "input" && TEXT_INPUT.test(element.type);
+  }
+
+  function overlaps(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+
+  // Keep the card off the element in focus (WCAG 2.4.11): in its corner at
+  // the bottom, or at the top when it would cover that element there.
+  function place() {
+    if (shown === null) {
+      return;
+    }
+    const focused = document.activeElement;
+    if (root.contains(focused)) {
+      return; // where it is: a card must not jump away from the pointer
+    }
+    root.classList.remove("sessionkit-idle-warning--top");
+    if (!focused || focused === document.body) {
+      return;
+    }
+    const target = focused.getBoundingClientRect();
+    if (overlaps(root.getBoundingClientRect(), target)) {
+      root.classList.add("sessionkit-idle-warning--top");
     }
   }
 
@@ -195,7 +446,8 @@
       return;
     }
     const wasHidden = shown === null;
-    const focusWasInside = root.contains(document.activeElement);
+    const active = document.activeElement;
+    const focusWasInside = root.contains(active);
     shown = state;
     for (const element of whenElements) {
       const states = element.dataset.sessionkitWhen.split(/\s+/);
@@ -212,12 +464,25 @@
     }
     root.hidden = false;
     if (wasHidden) {
-      // An alert dialog takes the focus, and gives it back when it goes.
-      returnFocus = document.activeElement;
-      focusAction();
-    } else if (focusWasInside && !visible(document.activeElement)) {
-      focusAction();
+      returnFocus = active;
     }
+    if (focusWasInside) {
+      if (!visible(active)) {
+        root.focus(); // its button went away ("Stay signed in" in the final state)
+      }
+    } else if (typingIn(active)) {
+      // Never take the focus from a field being typed in: say why instead.
+      announce(`${cardText()} ${data.announceTyping || ""}`.trim());
+    } else {
+      // The card itself, never a button: a key pressed next changes nothing.
+      root.focus({ preventScroll: true });
+    }
+    place();
+  }
+
+  function close() {
+    dismissed = shown;
+    render(null);
   }
 
   // -- Other tabs --------------------------------------------------------------
@@ -469,20 +734,38 @@
       check(); // the server decides: a 401 sends the browser to sign in
       return;
     }
+    announceThresholds(left);
     if (left <= warnBefore) {
       if (verified !== deadline) {
         check(); // activity in another tab may have moved the deadline
         return;
       }
-      render(isFinal() ? "final" : "warning");
+      const state = isFinal() ? "final" : "warning";
+      render(state === dismissed ? null : state);
       return;
     }
+    dismissed = null;
     render(null);
   }
 
   if (stayButton) {
     stayButton.addEventListener("click", keepAlive);
   }
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !event.defaultPrevented && shown && shown !== "ended") {
+      close();
+    }
+  });
+  document.addEventListener("focusin", place);
+  window.addEventListener("resize", place);
+  window.addEventListener("scroll", place, { passive: true, capture: true });
+  window.addEventListener("storage", (event) => {
+    if (event.key === HIDE_KEY) {
+      countdownsHidden = readCountdownsHidden();
+      showToggles();
+      updateCountdowns(serverNow());
+    }
+  });
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") {
       tick();
