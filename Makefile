@@ -66,12 +66,14 @@ package-check: $(VENV)/.installed-dev
 LANGUAGES ?= de es fr
 
 messages: $(VENV)/.installed-base
+	scripts/ensure-gettext
 	cd django_sessionkit && $(abspath $(PY)) -m django makemessages \
 		$(addprefix -l ,$(LANGUAGES)) --add-location file --no-obsolete
 	cd django_sessionkit && $(abspath $(PY)) -m django compilemessages \
 		$(addprefix -l ,$(LANGUAGES))
 
 check-messages: $(VENV)/.installed-base
+	scripts/ensure-gettext
 	$(PY) scripts/check-messages
 
 clean:
