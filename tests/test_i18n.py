@@ -46,7 +46,7 @@ SAME: dict[str, set[str]] = {
     "fr": {"Actions", "session", "sessions", "Session", "Sessions", "mobile"}
     | {"type", "Type", "Session %(id)s", "%(kind)s (session %(id)s)"}
     | {"%(num)d minute"},
-    "es": {"bot"},
+    "es": {"bot", "Error: %(title)s"},
 }
 
 _PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
