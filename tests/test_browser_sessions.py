@@ -367,11 +367,15 @@ def test_narrow_page_does_not_scroll_sideways(
     assert problems == []
 
 
+@pytest.mark.parametrize("width", [None, 320], ids=["wide", "320px"])
 def test_page_accessible_light_dark_and_after_each_action(
-    server: LiveServer, browser: Browser, problems: list[str]
+    server: LiveServer, browser: Browser, problems: list[str], width: int | None
 ) -> None:
     tab = crowded(browser, server, problems)
     page = tab.page
+    if width is not None:
+        page.set_viewport_size({"width": width, "height": 640})
+        page.reload()
     assert_accessible(page)
     # The device icons keep their contrast in the dark.
     page.emulate_media(color_scheme="dark")
@@ -401,6 +405,7 @@ def test_page_accessible_light_dark_and_after_each_action(
 
     signed_in(browser, server, problems)
     open_page(tab, server)
+    assert_accessible(page)
     page.get_by_role("button", name="Sign out everywhere else").click()
     page.wait_for_url(server.url + PAGE)
     assert focused_status(page) == "Signed out 1 other session."
@@ -570,3 +575,16 @@ def test_demo_language_switch_and_dark_colours(
     page.wait_for_url(demo_server.base_url + "sessions/")
     assert page.locator("html").get_attribute("lang") == "en"
     assert_clean(tab)
+
+
+def test_labels_french_colon_has_no_break_space(
+    server: LiveServer, browser: Browser, problems: list[str]
+) -> None:
+    tab = signed_in(browser, server, problems)
+    page = tab.page
+    colon = "(el) => getComputedStyle(el, '::after').content"
+    label = page.locator(".sessionkit-device__facts dt").first
+    assert label.evaluate(colon) == '":"'
+    page.evaluate("document.documentElement.lang = 'fr'")
+    assert label.evaluate(colon) == '"\u00a0:"'
+    assert problems == []
