@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_login_failed
 from django.db import router
 from django.db.models import QuerySet
@@ -33,6 +33,7 @@ from django_sessionkit import events
 from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject
 from django_sessionkit.models import Session, SessionEvent
+from django_sessionkit.receivers import is_user
 from django_sessionkit.revocation import revoke_session
 
 #: The ``reason`` of the ``anomaly`` event each wrong password writes.
@@ -60,11 +61,6 @@ class PasswordCheck:
     revoked: bool = False
 
 
-def _is_user(user: Any) -> bool:
-    meta = getattr(user, "_meta", None)
-    return meta is not None and meta.concrete_model is get_user_model()
-
-
 def failures(user: Any, session_id: int | None = None) -> QuerySet[SessionEvent]:
     """The recorded re-authentication failures of ``user``.
 
@@ -76,7 +72,7 @@ def failures(user: Any, session_id: int | None = None) -> QuerySet[SessionEvent]
     rows = SessionEvent.objects.using(router.db_for_write(SessionEvent)).filter(
         kind=Kind.ANOMALY, reason=FAILURE_REASON
     )
-    if _is_user(user):
+    if is_user(user):
         return rows.filter(user_id=user.pk)
     if session_id is None:
         return rows.none()
@@ -113,7 +109,7 @@ def _record(request: HttpRequest) -> Session | None:
 
 
 def _subject(request: HttpRequest, record: Session | None) -> Subject:
-    user = request.user if _is_user(request.user) else None
+    user = request.user if is_user(request.user) else None
     if record is None:
         return Subject(session_id=None, user=user)
     return Subject(
