@@ -10,7 +10,6 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import router
 from django.http import HttpRequest, HttpResponseBase
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_sessionkit.conf import conf
@@ -71,11 +70,8 @@ def refused_response(
 
 
 def _live_sessions(user: Any) -> SessionQuerySet:
-    now = timezone.now()
     sessions = Session.objects.using(router.db_for_write(Session))
-    return sessions.filter(user_id=user.pk, expire_date__gt=now).exclude(
-        absolute_expire_date__lte=now
-    )
+    return sessions.of_user(user).live()
 
 
 def would_exceed(user: Any, request: HttpRequest | None = None) -> bool:

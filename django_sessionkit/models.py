@@ -7,6 +7,7 @@ key is only its current credential and changes in place on rotation.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -89,6 +90,25 @@ class SessionQuerySet(models.QuerySet["Session"]):
             )
         args = tuple(_translate_q(arg) if isinstance(arg, Q) else arg for arg in args)
         super()._filter_or_exclude_inplace(negate, args, kwargs)  # type: ignore[misc]
+
+    def live(self, now: datetime | None = None) -> SessionQuerySet:
+        """The sessions within both of their deadlines at ``now`` (default:
+        the current time): the one definition of a live session, twin of
+        :meth:`Session.is_live`."""
+        now = timezone.now() if now is None else now
+        return self.filter(expire_date__gt=now).filter(
+            Q(absolute_expire_date=None) | Q(absolute_expire_date__gt=now)
+        )
+
+    def expired(self, now: datetime | None = None) -> SessionQuerySet:
+        """The sessions past their idle or absolute deadline at ``now``: the
+        complement of :meth:`live` among rows whose timestamps are dates."""
+        now = timezone.now() if now is None else now
+        return self.filter(Q(expire_date__lte=now) | Q(absolute_expire_date__lte=now))
+
+    def of_user(self, user: Any) -> SessionQuerySet:
+        """The sessions of ``user`` (an instance of the user model)."""
+        return self.filter(user_id=user.pk)
 
 
 class Device(models.Model):
@@ -246,6 +266,12 @@ class Session(models.Model):
         from django_sessionkit.backends.db import SessionStore
 
         return SessionStore
+
+    def is_live(self, now: datetime) -> bool:
+        """Whether the session is within both of its deadlines at ``now``;
+        the row-level twin of :meth:`SessionQuerySet.live`."""
+        absolute = self.absolute_expire_date
+        return self.expire_date > now and (absolute is None or absolute > now)
 
     def get_decoded(self) -> dict[str, Any]:
         """Return the session's data as a dict."""

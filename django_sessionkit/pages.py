@@ -43,7 +43,13 @@ from django.views.decorators.vary import vary_on_headers
 from django_sessionkit.forms import DeviceNameForm
 from django_sessionkit.json_errors import json_errors
 from django_sessionkit.middleware import wants_json
-from django_sessionkit.models import UNKNOWN, Device, Session, SessionEvent
+from django_sessionkit.models import (
+    UNKNOWN,
+    Device,
+    Session,
+    SessionEvent,
+    SessionQuerySet,
+)
 from django_sessionkit.policy import utc_iso
 from django_sessionkit.reauth import (
     recent_auth_required,
@@ -124,22 +130,16 @@ _JUST_NOW = timedelta(minutes=1)
 # -- Rows of the requesting user --------------------------------------------------
 
 
-def _sessions_of(user: Any) -> QuerySet[Session]:
+def _sessions_of(user: Any) -> SessionQuerySet:
     # The primary: a session revoked a moment ago must not be listed again,
     # and ownership is decided where revocation writes.
     rows = Session.objects.using(router.db_for_write(Session))
-    return rows.filter(user_id=user.pk).defer(*_SESSION_SECRETS)
+    return rows.of_user(user).defer(*_SESSION_SECRETS)
 
 
 def _devices_of(user: Any) -> QuerySet[Device]:
     devices = Device.objects.using(router.db_for_write(Device))
     return devices.filter(user_id=user.pk).defer("token_hash")
-
-
-def _live(rows: QuerySet[Session], now: datetime) -> QuerySet[Session]:
-    return rows.filter(expire_date__gt=now).filter(
-        Q(absolute_expire_date=None) | Q(absolute_expire_date__gt=now)
-    )
 
 
 def current_record(request: HttpRequest) -> Session | None:
@@ -393,7 +393,7 @@ def overview(
     current = current_record(request)
     current_pk = current.pk if current is not None else None
     locate = _Locations()
-    live = _live(_sessions_of(request.user), timezone.now())
+    live = _sessions_of(request.user).live()
     # One query for both counts; the page itself is a bounded slice, so
     # thousands of sessions and devices cost what fifty do.
     counts = live.aggregate(
@@ -623,7 +623,7 @@ def export_data(user: Any, *, current: Session | None = None) -> dict[str, Any]:
     device token's hash or a session's data."""
     now = timezone.now()
     sessions = list(_sessions_of(user).order_by("created_at", "pk"))
-    live = set(_live(_sessions_of(user), now).values_list("pk", flat=True))
+    live = set(_sessions_of(user).live(now).values_list("pk", flat=True))
     session_rows = _rows(sessions, EXPORT_SESSION_FIELDS)
     for record, row in zip(sessions, session_rows, strict=True):
         row["live"] = record.pk in live

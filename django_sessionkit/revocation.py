@@ -153,7 +153,7 @@ async def _aend_all(rows: QuerySet[Session], kind: str, reason: str, by: Any) ->
 
 
 def _user_rows(user: Any, except_session: Session | int | None) -> SessionQuerySet:
-    rows = _sessions().filter(user_id=user.pk)
+    rows = _sessions().of_user(user)
     if except_session is not None:
         rows = rows.exclude(pk=_pk(except_session))
     return rows

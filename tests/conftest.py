@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import redis
 from asgiref.sync import async_to_sync
+from django.contrib.auth.models import User
 
-from tests.helpers import cached_engine_on
+from tests.helpers import PASSWORD, cached_engine_on
 from tests.servers import RedisProcess
 
 
@@ -91,3 +92,33 @@ def engine(request: pytest.FixtureRequest) -> str:
     if request.param == "cached_db":
         request.getfixturevalue("cached_engine")
     return str(request.param)
+
+
+# -- Users -------------------------------------------------------------------
+# The same few people in every test module; each signs in with PASSWORD.
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    """A user with no privileges."""
+    return User.objects.create_user("alice", "alice@example.com", PASSWORD)
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    """Another user with no privileges."""
+    return User.objects.create_user("bob", "bob@example.com", PASSWORD)
+
+
+@pytest.fixture
+def staff(db: None) -> User:
+    """A staff member (``is_staff``) who is not a superuser."""
+    return User.objects.create_user(
+        "staff", "staff@example.com", PASSWORD, is_staff=True
+    )
+
+
+@pytest.fixture
+def root(db: None) -> User:
+    """A superuser."""
+    return User.objects.create_superuser("root", "root@example.com", PASSWORD)

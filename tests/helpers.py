@@ -24,6 +24,8 @@ from django_sessionkit.keys import hash_key
 from django_sessionkit.models import SessionEvent
 
 COOKIE = settings.SESSION_COOKIE_NAME
+#: The password of the users of ``tests/conftest.py`` (and of any a test makes).
+PASSWORD = "correct horse"
 
 postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql",

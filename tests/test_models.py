@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -155,3 +156,34 @@ def test_deleting_user_removes_sessions_and_devices_keeps_events() -> None:
     event.refresh_from_db()
     assert event.user is None and event.device is None and event.session_id == 1
     assert "1" in str(event)
+
+
+def _row(key: str, user: User | None = None, **values: object) -> Session:
+    now = timezone.now()
+    values.setdefault("expire_date", now + timedelta(hours=1))
+    return Session.objects.create(
+        key_hash=hash_key(key), session_data="", user=user, **values
+    )
+
+
+def test_live_is_within_both_deadlines() -> None:
+    now = timezone.now()
+    hour = timedelta(hours=1)
+    live = _row("a" * 32)
+    bounded = _row("b" * 32, absolute_expire_date=now + hour)
+    idle = _row("c" * 32, expire_date=now - hour)
+    absolute = _row("d" * 32, absolute_expire_date=now - hour)
+    at_deadline = _row("e" * 32, expire_date=now)
+    assert set(Session.objects.live(now)) == {live, bounded}
+    assert set(Session.objects.expired(now)) == {idle, absolute, at_deadline}
+    for row in (live, bounded, idle, absolute, at_deadline):
+        assert row.is_live(now) is (row in (live, bounded))
+    # Without a moment: now.
+    assert set(Session.objects.live()) == {live, bounded}
+
+
+def test_of_user_is_that_users_sessions_only(alice: User, bob: User) -> None:
+    mine = _row("a" * 32, alice)
+    _row("b" * 32, bob)
+    _row("c" * 32)
+    assert list(Session.objects.of_user(alice)) == [mine]

@@ -712,7 +712,7 @@ class SessionStore(db.SessionStore):
         if hit is None or hit[0].key_hash != key_hash:
             return None
         # An entry past a deadline may be stale: the database decides.
-        if not self.is_live(hit[0], timezone.now()):
+        if not hit[0].is_live(timezone.now()):
             return None
         return hit
 

@@ -35,7 +35,6 @@ from django.db import (
     router,
     transaction,
 )
-from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.db.models.query import RawQuerySet
 from django.http import HttpRequest
@@ -203,10 +202,6 @@ class SessionStore(SessionBase):
         model = cls.get_model_class()
         return model.objects.using(router.db_for_write(model))
 
-    @staticmethod
-    def _expired(now: datetime) -> Q:
-        return Q(expire_date__lte=now) | Q(absolute_expire_date__lte=now)
-
     def _lookup(self, session_key: str | None) -> SessionQuerySet | None:
         """The rows for ``session_key``, or ``None`` for a key never issued."""
         if not is_well_formed(session_key):
@@ -257,12 +252,6 @@ class SessionStore(SessionBase):
             return self._found(current)
         return self._found_predecessor(rows)
 
-    @staticmethod
-    def is_live(record: Session, now: datetime) -> bool:
-        """Whether ``record`` is within both of its deadlines at ``now``."""
-        absolute = record.absolute_expire_date
-        return record.expire_date > now and (absolute is None or absolute > now)
-
     def _end(self, record: Session | None, reason: str | None) -> dict[str, Any]:
         self._session_key = None
         self.ended_record = record
@@ -274,7 +263,7 @@ class SessionStore(SessionBase):
         if record is None:
             return self._end(None, None)
         now = timezone.now()
-        if not self.is_live(record, now):
+        if not record.is_live(now):
             deadlines = policy.Deadlines(
                 idle=record.expire_date, absolute=record.absolute_expire_date
             )
@@ -855,7 +844,7 @@ class SessionStore(SessionBase):
     def clear_expired(cls) -> None:
         """Delete expired sessions, then events and devices past their
         retention, in batches."""
-        cleanup.delete_in_batches(cls._queryset().filter(cls._expired(timezone.now())))
+        cleanup.delete_in_batches(cls._queryset().expired())
         if (unreadable := cls._unreadable_rows()) is not None:
             cleanup.delete_in_batches(unreadable)
         cleanup.cleanup_events()
@@ -982,9 +971,7 @@ class SessionStore(SessionBase):
     @classmethod
     async def aclear_expired(cls) -> None:
         """Async twin of :meth:`clear_expired`."""
-        await cleanup.adelete_in_batches(
-            cls._queryset().filter(cls._expired(timezone.now()))
-        )
+        await cleanup.adelete_in_batches(cls._queryset().expired())
         if (unreadable := cls._unreadable_rows()) is not None:
             await cleanup.adelete_in_batches(unreadable)
         await cleanup.acleanup_events()
