@@ -22,7 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponseForbidden, JsonRespons
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.decorators import decorator_from_middleware_with_args
 
-from django_sessionkit.middleware import wants_json
+from django_sessionkit.http import wants_json
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -67,7 +67,7 @@ def json_errors(*, only_json: bool = False) -> Callable[[View], View]:
     client's CSRF failure (403) and ``Http404`` (404) with a JSON body
     (``{"error": "csrf_failed"}``, ``{"error": "not_found"}``).
 
-    A client wants JSON as :func:`~django_sessionkit.middleware.wants_json`
+    A client wants JSON as :func:`~django_sessionkit.http.wants_json`
     says, or always with ``only_json`` (views that answer nothing else).
     Put it where ``csrf_protect`` would go; it works on sync views.
     """

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.translation import gettext_lazy as _
 
 from django_sessionkit.conf import conf
+from django_sessionkit.http import current_record
 from django_sessionkit.models import Session, SessionQuerySet
 
 if TYPE_CHECKING:
@@ -85,8 +86,8 @@ def would_exceed(user: Any, request: HttpRequest | None = None) -> bool:
     if limit is None or conf.MAX_SESSIONS_POLICY != "deny":
         return False
     rows = _live_sessions(user)
-    current = getattr(getattr(request, "session", None), "record", None)
-    if isinstance(current, Session):
+    current = current_record(request) if request is not None else None
+    if current is not None:
         rows = rows.exclude(pk=current.pk)
     return rows.count() >= limit
 

@@ -19,9 +19,8 @@ Place ``django_sessionkit.middleware.SessionKitMiddleware`` after
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,12 +40,18 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
 
 from django_sessionkit import limits, policy
-from django_sessionkit.backends.db import SessionStore
+from django_sessionkit.backends.db import SessionStore, current_session
 from django_sessionkit.conf import conf
 from django_sessionkit.devices import set_device_cookie
 from django_sessionkit.events import Kind, Subject, aemit, emit
+from django_sessionkit.http import (
+    State,
+    is_passive,
+    request_state,
+    store_of,
+    wants_json,
+)
 from django_sessionkit.models import Session, SessionEvent
-from django_sessionkit.receivers import current_session, sessionkit_store
 from django_sessionkit.revocation import (
     aexpire_session,
     arevoke_session,
@@ -63,38 +68,6 @@ STALE_KEY = "stale_key"
 #: The shortest interval between two stale-key events of one session, used
 #: when ``SESSIONKIT_ACTIVITY_RESOLUTION`` is zero or ``None``.
 STALE_KEY_EVENT_INTERVAL = timedelta(minutes=1)
-
-
-class State:
-    """What the request phase learnt, for the response phase."""
-
-    # A plain class with slots: built on every signed-in request.
-    __slots__ = ("now", "policy", "record", "store")
-
-    def __init__(
-        self, store: SessionStore, record: Session, policy: policy.Policy, now: datetime
-    ) -> None:
-        self.store = store
-        self.record = record
-        self.policy = policy
-        self.now = now
-
-    def expiry_reason(self) -> str | None:
-        """Whether the policy ends the session now: ``"idle"``, ``"absolute"``."""
-        return policy.expiry_reason(
-            self.policy,
-            authenticated_at=self.record.authenticated_at,
-            active_at=self.record.last_seen_at,
-            now=self.now,
-        )
-
-
-def wants_json(request: HttpRequest) -> bool:
-    """Whether the client asked for JSON rather than a page."""
-    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
-        return True
-    preferred = request.get_preferred_type(["text/html", "application/json"])
-    return preferred == "application/json"
 
 
 def expired_response(request: HttpRequest, reason: str) -> HttpResponseBase:
@@ -165,21 +138,6 @@ def _stale_key_events(record: Session) -> QuerySet[SessionEvent]:
     )
 
 
-def is_passive(request: HttpRequest) -> bool:
-    """Whether the request must not extend the idle deadline."""
-    match = getattr(request, "resolver_match", None)
-    if match is not None and getattr(match.func, "sessionkit_passive", False):
-        return True
-    return any(pattern.match(request.path_info) for pattern in _passive_patterns())
-
-
-def _passive_patterns() -> list[re.Pattern[str]]:
-    # Compiled once, and again when the setting changes.
-    return conf.derived(  # type: ignore[no-any-return]
-        "passive_patterns", lambda: [re.compile(p) for p in conf.PASSIVE_URLS]
-    )
-
-
 def _forget(request: HttpRequest, store: SessionStore) -> None:
     """The row is gone: make this request anonymous too."""
     store.forget()
@@ -194,22 +152,6 @@ def _rotation_due(state: State) -> str | None:
     if interval is not None and since is not None and since + interval <= state.now:
         return "interval"
     return None
-
-
-def record_activity(request: HttpRequest) -> None:
-    """Make this request write activity now, whatever the resolution."""
-    request.sessionkit_activity = True  # type: ignore[attr-defined]
-
-
-def _activity_due(request: HttpRequest, state: State) -> bool:
-    resolution = conf.ACTIVITY_RESOLUTION
-    last = state.record.last_seen_at
-    return (
-        getattr(request, "sessionkit_activity", False)
-        or resolution is None
-        or last is None
-        or state.now - last >= resolution
-    )
 
 
 class SessionKitMiddleware:
@@ -257,7 +199,7 @@ class SessionKitMiddleware:
         if store.key_renewed or store._record is None:
             return None  # signed in, out or rotated by the view itself
         passive = is_passive(request)
-        active_at = state.now if not passive and _activity_due(request, state) else None
+        active_at = state.now if not passive and state.activity_due(request) else None
         rotation = None if passive else _rotation_due(state)
         if active_at is not None or rotation is not None or store.modified:
             # Only a write needs the deadlines: most requests write nothing.
@@ -266,7 +208,7 @@ class SessionKitMiddleware:
 
     @staticmethod
     def _hygiene(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        store = sessionkit_store(request)
+        store = store_of(request)
         if store is not None:
             # The conditions under which SessionMiddleware, which runs after
             # us on the way out, sets or deletes the session cookie.
@@ -298,7 +240,7 @@ class SessionKitMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        store = sessionkit_store(request)
+        store = store_of(request)
         if store is None:
             return self.get_response(request)
         token = current_session.set(store)
@@ -352,7 +294,7 @@ class SessionKitMiddleware:
         return _expired_answer(request, reason)
 
     def _after(self, request: HttpRequest, store: SessionStore) -> None:
-        state: State | None = getattr(request, "sessionkit_state", None)
+        state = request_state(request)
         if state is None:
             return
         rotation = self._plan_response(request, state)
@@ -369,7 +311,7 @@ class SessionKitMiddleware:
     # -- Async path --------------------------------------------------------------
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        store = sessionkit_store(request)
+        store = store_of(request)
         if store is None:
             return await self.get_response(request)  # type: ignore[misc, no-any-return]
         token = current_session.set(store)
@@ -437,7 +379,7 @@ class SessionKitMiddleware:
         await aemit(Kind.ROTATE, [subject], reason="privilege", request=request)
 
     async def _aafter(self, request: HttpRequest, store: SessionStore) -> None:
-        state: State | None = getattr(request, "sessionkit_state", None)
+        state = request_state(request)
         if state is None:
             return
         rotation = self._plan_response(request, state)
@@ -447,20 +389,3 @@ class SessionKitMiddleware:
             store.schedule_rotation()
         elif not store.modified and store._active_at is not None:
             await store.atouch()
-
-
-def session_deadlines(request: HttpRequest) -> policy.Deadlines | None:
-    """The deadlines of the request's signed-in session, as this request leaves
-    them: extended when the request counts as activity, else as stored.
-
-    ``None`` for an anonymous request or without the middleware.
-    """
-    state: State | None = getattr(request, "sessionkit_state", None)
-    if state is None or state.record.authenticated_at is None:
-        return None
-    active = state.record.last_seen_at
-    if not is_passive(request) and _activity_due(request, state):
-        active = state.now
-    return policy.deadlines(
-        state.policy, authenticated_at=state.record.authenticated_at, active_at=active
-    )

@@ -41,8 +41,8 @@ from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from django_sessionkit.forms import DeviceNameForm
+from django_sessionkit.http import current_record, sign_in_response, utc_iso, wants_json
 from django_sessionkit.json_errors import json_errors
-from django_sessionkit.middleware import wants_json
 from django_sessionkit.models import (
     UNKNOWN,
     Device,
@@ -50,10 +50,8 @@ from django_sessionkit.models import (
     SessionEvent,
     SessionQuerySet,
 )
-from django_sessionkit.policy import utc_iso
 from django_sessionkit.reauth import (
     recent_auth_required,
-    sign_in_response,
     signed_out,
 )
 from django_sessionkit.revocation import (
@@ -140,12 +138,6 @@ def _sessions_of(user: Any) -> SessionQuerySet:
 def _devices_of(user: Any) -> QuerySet[Device]:
     devices = Device.objects.using(router.db_for_write(Device))
     return devices.filter(user_id=user.pk).defer("token_hash")
-
-
-def current_record(request: HttpRequest) -> Session | None:
-    """The row of the request's own session, or ``None``."""
-    record = getattr(request.session, "record", None)
-    return record if isinstance(record, Session) else None
 
 
 class _Locations:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.http import HttpRequest
@@ -62,16 +62,6 @@ class Deadlines:
         ):
             return "idle"
         return "absolute" if absolute_passed else None
-
-
-def utc_iso(value: datetime | None) -> str | None:
-    """``value`` in UTC as ISO 8601 (a naive value is in the current time
-    zone), so that browsers compare times in one zone whatever ``USE_TZ``."""
-    if value is None:
-        return None
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
-    return value.astimezone(UTC).isoformat()
 
 
 def default_policy(request: HttpRequest, user: Any) -> Policy:

@@ -13,14 +13,12 @@ import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
-from urllib.parse import urlsplit, urlunsplit
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_out
-from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.http import (
@@ -41,10 +39,10 @@ from django.views.decorators.http import require_http_methods
 
 from django_sessionkit.conf import conf, to_timedelta
 from django_sessionkit.forms import ReauthenticationForm
+from django_sessionkit.http import return_to, sign_in_response, utc_iso, wants_json
 from django_sessionkit.json_errors import json_errors
-from django_sessionkit.middleware import wants_json
 from django_sessionkit.models import Session
-from django_sessionkit.policy import CLOCK_SKEW, utc_iso
+from django_sessionkit.policy import CLOCK_SKEW
 from django_sessionkit.reauth_limits import REVOKE_REASON, locked_until
 from django_sessionkit.rotation import arotate_session, rotate_session
 
@@ -169,51 +167,6 @@ def _is_recent(last: datetime | None, max_age: timedelta) -> bool:
     return last is not None and timezone.now() < last + max_age
 
 
-def sign_in_response(request: HttpRequest) -> HttpResponseBase:
-    """The anonymous answer: the sign-in page (HTML) or 401 (JSON).
-
-    ``next`` is the requested URL for a ``GET``; for a form ``POST`` (which a
-    redirect cannot repeat), the page the form was on, when it is ours.
-    """
-    login_url = resolve_url(settings.LOGIN_URL)
-    if wants_json(request):
-        return JsonResponse(
-            {"error": "not_signed_in", "login_url": login_url}, status=401
-        )
-    back = _return_to(request)
-    if back is None:
-        return HttpResponseRedirect(login_url)
-    # As login_required: a sign-in page on another host gets a full URL back.
-    path = request.build_absolute_uri(back)
-    login_scheme, login_netloc = urlsplit(login_url)[:2]
-    scheme, netloc = urlsplit(path)[:2]
-    if (not login_scheme or login_scheme == scheme) and (
-        not login_netloc or login_netloc == netloc
-    ):
-        path = back
-    return redirect_to_login(path, login_url)
-
-
-def _return_to(request: HttpRequest) -> str | None:
-    """Where to come back after re-authenticating.
-
-    The requested URL for a ``GET``; for a form ``POST`` (which cannot be
-    repeated by a redirect), the page the form was on, when it is ours.
-    """
-    if request.method in ("GET", "HEAD"):
-        return request.get_full_path()
-    referer = request.headers.get("Referer", "")
-    if not url_has_allowed_host_and_scheme(
-        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return None
-    parts = urlsplit(referer)  # parses: the check above would have failed
-    # A Referer is an absolute URL; anything else is not a page of ours.
-    if not parts.netloc:
-        return None
-    return urlunsplit(("", "", parts.path or "/", parts.query, ""))
-
-
 def _reauth_response(request: HttpRequest) -> HttpResponseBase:
     """The answer for a stale authentication: the re-authentication page
     (HTML, with ``next``) or 403 (JSON)."""
@@ -222,7 +175,7 @@ def _reauth_response(request: HttpRequest) -> HttpResponseBase:
         return JsonResponse(
             {"error": "reauthentication_required", "reauth_url": url}, status=403
         )
-    back = _return_to(request)
+    back = return_to(request)
     if back is None:
         return HttpResponseRedirect(url)
     query = QueryDict(mutable=True)

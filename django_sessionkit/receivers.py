@@ -20,6 +20,7 @@ from django_sessionkit.backends.db import UNLINKED_USER_KEY, SessionStore
 from django_sessionkit.backends.db import current_session as current_session
 from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject, emit
+from django_sessionkit.http import current_store, store_of
 from django_sessionkit.models import Device, Session
 from django_sessionkit.revocation import revoke_user_sessions
 from django_sessionkit.rotation import schedule_user_rotation, schedule_users_rotation
@@ -34,16 +35,11 @@ def forget_current_session(**kwargs: Any) -> None:
     current_session.set(None)
 
 
-def sessionkit_store(request: HttpRequest | None) -> SessionStore | None:
-    session = getattr(request, "session", None)
-    return session if isinstance(session, SessionStore) else None
-
-
 @receiver(user_logged_in, dispatch_uid="django_sessionkit.signed_in")
 def signed_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     # Both login() and alogin() send this signal (alogin() runs sync
     # receivers in a thread), so every sign-in takes this path.
-    session = sessionkit_store(request)
+    session = store_of(request)
     if session is None:
         return
     _record_switch(request, session, user)
@@ -124,7 +120,7 @@ def _record_switch(request: HttpRequest, session: SessionStore, user: Any) -> No
 
 @receiver(user_logged_out, dispatch_uid="django_sessionkit.signed_out")
 def signed_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    session = sessionkit_store(request)
+    session = store_of(request)
     if session is None:
         return
     request.sessionkit_signed_out = True  # type: ignore[attr-defined]
@@ -166,7 +162,7 @@ def user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None
     ):
         # set_password() was called: this request's own session stays (its
         # key is rotated by update_session_auth_hash()); the others end.
-        current = current_session.get()
+        current = current_store()
         keep = current.record if current is not None else None
         if keep is not None and keep.user_id != instance.pk:
             keep = None

@@ -8,21 +8,11 @@ from typing import Any
 from django.db import router, transaction
 from django.http import HttpRequest
 
-from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.events import Kind, Subject, aemit, emit
+from django_sessionkit.http import require_store
 from django_sessionkit.models import Session
 from django_sessionkit.revocation import caching_store, locked_key_hashes
 from django_sessionkit.shield import shielded
-
-
-def _store(request: HttpRequest) -> SessionStore:
-    session = request.session
-    if not isinstance(session, SessionStore):
-        raise TypeError(
-            "rotate_session() needs a django-sessionkit SESSION_ENGINE, "
-            f"not {type(session).__module__}."
-        )
-    return session
 
 
 def rotate_session(request: HttpRequest, *, reason: str = "explicit") -> None:
@@ -31,7 +21,7 @@ def rotate_session(request: HttpRequest, *, reason: str = "explicit") -> None:
     Call it when the trust in a session changes (a second factor passed, a
     step-up authentication). The response carries the new cookie.
     """
-    session = _store(request)
+    session = require_store(request, "rotate_session")
     session.cycle_key()
     record = session.record
     if record is not None:
@@ -41,7 +31,7 @@ def rotate_session(request: HttpRequest, *, reason: str = "explicit") -> None:
 @shielded
 async def arotate_session(request: HttpRequest, *, reason: str = "explicit") -> None:
     """Async twin of :func:`rotate_session`."""
-    session = _store(request)
+    session = require_store(request, "arotate_session")
     await session.acycle_key()
     record = session._record
     if record is not None:

@@ -8,9 +8,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from django_sessionkit.decorators import passive
+from django_sessionkit.http import record_activity, session_deadlines, utc_iso
 from django_sessionkit.json_errors import json_errors
-from django_sessionkit.middleware import record_activity, session_deadlines
-from django_sessionkit.policy import utc_iso
 
 
 def _deadlines_response(request: HttpRequest) -> JsonResponse:

@@ -29,8 +29,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from django_sessionkit.decorators import passive
+from django_sessionkit.http import current_record
 from django_sessionkit.models import Session
-from django_sessionkit.pages import current_record
 from django_sessionkit.revocation import revoke_session
 
 #: The request header that makes a revocation kill its worker after the

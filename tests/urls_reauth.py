@@ -10,7 +10,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from django_sessionkit.policy import utc_iso
+from django_sessionkit.http import utc_iso
 from django_sessionkit.reauth import (
     REAUTH_KEY,
     alast_authenticated_at,

@@ -27,7 +27,7 @@ from django.utils.safestring import SafeString
 
 from django_sessionkit import policy
 from django_sessionkit.conf import conf
-from django_sessionkit.middleware import session_deadlines
+from django_sessionkit.http import session_deadlines, utc_iso
 
 register = template.Library()
 
@@ -35,7 +35,7 @@ IDLE_WARNING_TEMPLATE = "django_sessionkit/idle_warning.html"
 
 
 def _iso(value: datetime | None) -> str:
-    return policy.utc_iso(value) or ""
+    return utc_iso(value) or ""
 
 
 def login_url(request: HttpRequest) -> str:
