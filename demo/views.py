@@ -11,8 +11,8 @@ from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
 from django_sessionkit.forms import AuthenticationForm
+from django_sessionkit.lifecycle import remember_me
 from django_sessionkit.models import Session
-from django_sessionkit.policy import remember_me
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -51,6 +51,7 @@ from django_sessionkit.http import (
     store_of,
     wants_json,
 )
+from django_sessionkit.lifecycle import arotate_session, rotate_at_save, rotate_session
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.revocation import (
     aexpire_session,
@@ -58,7 +59,6 @@ from django_sessionkit.revocation import (
     expire_session,
     revoke_session,
 )
-from django_sessionkit.shield import finish
 
 EXPIRED_MESSAGES = {
     "idle": _("You were signed out after a period of inactivity."),
@@ -299,12 +299,9 @@ class SessionKitMiddleware:
             return
         rotation = self._plan_response(request, state)
         if rotation == "privilege":
-            store.cycle_key()
-            subject = Subject.of(state.record)
-            emit(Kind.ROTATE, [subject], reason=rotation, request=request)
+            rotate_session(request, reason=rotation)
         elif rotation == "interval":
-            # The store records it if this request's save wins the rotation.
-            store.schedule_rotation()
+            rotate_at_save(store)
         elif not store.modified and store._active_at is not None:
             store.touch()
 
@@ -368,24 +365,16 @@ class SessionKitMiddleware:
         _forget(request, store)
         return _expired_answer(request, reason)
 
-    @staticmethod
-    async def _arotate_for_privilege(
-        request: HttpRequest, store: SessionStore, record: Session
-    ) -> None:
-        # One shielded call: a cancelled request must not leave the new key
-        # without its event and signal.
-        await store.acycle_key()
-        subject = await Subject.aof(record)
-        await aemit(Kind.ROTATE, [subject], reason="privilege", request=request)
-
     async def _aafter(self, request: HttpRequest, store: SessionStore) -> None:
         state = request_state(request)
         if state is None:
             return
         rotation = self._plan_response(request, state)
         if rotation == "privilege":
-            await finish(self._arotate_for_privilege(request, store, state.record))
+            # Shielded: a cancelled request must not leave the new key
+            # without its event and signal.
+            await arotate_session(request, reason=rotation)
         elif rotation == "interval":
-            store.schedule_rotation()
+            rotate_at_save(store)
         elif not store.modified and store._active_at is not None:
             await store.atouch()

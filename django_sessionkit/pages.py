@@ -43,6 +43,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_sessionkit.forms import DeviceNameForm
 from django_sessionkit.http import current_record, sign_in_response, utc_iso, wants_json
 from django_sessionkit.json_errors import json_errors
+from django_sessionkit.lifecycle import sign_out_revoked
 from django_sessionkit.models import (
     UNKNOWN,
     Device,
@@ -52,7 +53,6 @@ from django_sessionkit.models import (
 )
 from django_sessionkit.reauth import (
     recent_auth_required,
-    signed_out,
 )
 from django_sessionkit.revocation import (
     revoke_device,
@@ -495,7 +495,7 @@ def _done(request: HttpRequest, payload: dict[str, Any], message: str) -> HttpRe
 
 def _signed_out_here(request: HttpRequest, revoked: int) -> HttpResponse:
     """The request's own session was revoked: finish signing it out."""
-    signed_out(request)
+    sign_out_revoked(request)
     login_url = resolve_url(settings.LOGIN_URL)
     if wants_json(request):
         return JsonResponse(

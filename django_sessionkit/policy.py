@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from django_sessionkit.conf import conf
@@ -132,24 +131,3 @@ def expiry_reason(
         return "idle"
     limits = deadlines(policy, authenticated_at=authenticated_at, active_at=active_at)
     return limits.passed(now)
-
-
-def remember_me(request: HttpRequest, remember: bool = True) -> None:
-    """Mark the request's session "remember me": the longer
-    ``SESSIONKIT_REMEMBER_ME_*`` timeouts apply to it from now on.
-
-    Call it in the sign-in view, after ``login()``, when the visitor ticked
-    the box.
-    """
-    from django_sessionkit.backends.db import SessionStore
-
-    session = request.session
-    if not isinstance(session, SessionStore):
-        raise TypeError("remember_me() needs a django-sessionkit SESSION_ENGINE.")
-    session.set_remember_me(remember)
-    now = timezone.now()
-    session.set_policy_deadlines(resolve(request, request.user), now=now, active_at=now)
-    # The cookie must last until the absolute deadline, even when that is
-    # later than SESSION_COOKIE_AGE; without one, SESSION_COOKIE_AGE applies.
-    absolute = session.deadlines.absolute if session.deadlines is not None else None
-    session.set_expiry(absolute if remember else None)

@@ -17,8 +17,6 @@ from typing import Any, TypeVar, overload
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
-from django.contrib.auth.models import AnonymousUser
-from django.contrib.auth.signals import user_logged_out
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.http import (
@@ -41,10 +39,14 @@ from django_sessionkit.conf import conf, to_timedelta
 from django_sessionkit.forms import ReauthenticationForm
 from django_sessionkit.http import return_to, sign_in_response, utc_iso, wants_json
 from django_sessionkit.json_errors import json_errors
+from django_sessionkit.lifecycle import (
+    arotate_session,
+    rotate_session,
+    sign_out_revoked,
+)
 from django_sessionkit.models import Session
 from django_sessionkit.policy import CLOCK_SKEW
 from django_sessionkit.reauth_limits import REVOKE_REASON, locked_until
-from django_sessionkit.rotation import arotate_session, rotate_session
 
 #: The session data key holding the last re-authentication (ISO 8601, UTC).
 REAUTH_KEY = "_sessionkit_reauth_at"
@@ -260,19 +262,6 @@ def _safe_next(request: HttpRequest) -> str:
     return ""
 
 
-def signed_out(request: HttpRequest) -> None:
-    """Finish signing out a request whose own session was just revoked.
-
-    As ``logout()`` does, but after the revocation and without a second
-    (``logout``) event: the session is flushed, ``user_logged_out`` is sent
-    and the request becomes anonymous.
-    """
-    user = request.user
-    request.session.flush()
-    user_logged_out.send(sender=type(user), request=request, user=user)
-    request.user = AnonymousUser()
-
-
 def _seconds_until(moment: datetime) -> int:
     return max(1, math.ceil((moment - timezone.now()).total_seconds()))
 
@@ -305,7 +294,7 @@ def _locked_response(
 
 
 def _revoked_response(request: HttpRequest) -> HttpResponseBase:
-    signed_out(request)
+    sign_out_revoked(request)
     login_url = resolve_url(settings.LOGIN_URL)
     if wants_json(request):
         return JsonResponse(

@@ -32,8 +32,8 @@ from django.views.decorators.debug import sensitive_variables
 from django_sessionkit import events
 from django_sessionkit.conf import conf
 from django_sessionkit.events import Kind, Subject
+from django_sessionkit.lifecycle import is_user
 from django_sessionkit.models import Session, SessionEvent
-from django_sessionkit.receivers import is_user
 from django_sessionkit.revocation import revoke_session
 
 #: The ``reason`` of the ``anomaly`` event each wrong password writes.

@@ -29,8 +29,8 @@ from django.http import HttpRequest, JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
+from django_sessionkit.lifecycle import arotate_session  # noqa: E402
 from django_sessionkit.revocation import arevoke_session  # noqa: E402
-from django_sessionkit.rotation import arotate_session  # noqa: E402
 from django_sessionkit.signals import session_revoked, session_rotated  # noqa: E402
 from tests import urls  # noqa: E402
 

@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from django_sessionkit.backends import cached_db
 from django_sessionkit.keys import hash_key, new_key, successor
+from django_sessionkit.lifecycle import rotate_at_save
 from django_sessionkit.models import CachePurge, Session, SessionEvent
 from django_sessionkit.revocation import (
     arevoke_all_sessions,
@@ -1507,7 +1508,7 @@ def test_rotation_to_key_whose_miss_was_cached_is_served_at_once(alice: User) ->
     assert entry_of(new) == cached_db.MISS
     store = cached_db.SessionStore(key)
     store.load()
-    store.schedule_rotation()
+    rotate_at_save(store)
     store.save()
     assert store.session_key == new
     assert user_of(carrying(new).get("/peek/")) == "alice"
@@ -1522,7 +1523,7 @@ async def test_rotation_to_key_whose_miss_was_cached_is_served_async(
     assert user_of(await acarrying(new).get("/peek/")) == ""
     store = cached_db.SessionStore(key)
     await store.aload()
-    store.schedule_rotation()
+    rotate_at_save(store)
     await store.asave()
     assert store.session_key == new
     assert user_of(await acarrying(new).get("/peek/")) == "alice"
@@ -1543,7 +1544,7 @@ def test_write_replaces_miss_marker(client: Client, alice: User, write: str) -> 
     elif write == "touch":
         assert store.touch() is True
     else:
-        store.schedule_rotation()
+        rotate_at_save(store)
         store.save()
     assert store.session_key is not None
     assert cached_row(store.session_key) is not None

@@ -6,9 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
-from django.contrib.sessions.backends.signed_cookies import (
-    SessionStore as SignedCookieStore,
-)
 from django.http import HttpRequest
 from django.test import RequestFactory, override_settings
 
@@ -20,7 +17,6 @@ from django_sessionkit.policy import (
     deadlines,
     default_policy,
     expiry_reason,
-    remember_me,
     resolve,
 )
 from tests import policies
@@ -304,11 +300,3 @@ def test_resolve_reads_policy_setting_on_each_call() -> None:
     assert resolve(request_with_store(), AnonymousUser()) == policies.OTHER
     with override_settings(SESSIONKIT_POLICY=None):
         assert resolve(request_with_store(), AnonymousUser()) == DEFAULT
-
-
-def test_remember_me_needs_a_sessionkit_store() -> None:
-    request = RequestFactory().get("/")
-    request.session = SignedCookieStore()
-    request.user = AnonymousUser()
-    with pytest.raises(TypeError, match="SESSION_ENGINE"):
-        remember_me(request)

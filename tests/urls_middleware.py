@@ -10,7 +10,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from django_sessionkit.decorators import passive
-from django_sessionkit.policy import remember_me
+from django_sessionkit.lifecycle import remember_me
 from tests import urls
 
 

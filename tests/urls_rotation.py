@@ -9,8 +9,8 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from django_sessionkit.decorators import passive
+from django_sessionkit.lifecycle import arotate_session, rotate_session
 from django_sessionkit.models import Session
-from django_sessionkit.rotation import arotate_session, rotate_session
 from tests import urls
 
 

@@ -20,7 +20,7 @@ import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import SESSION_KEY, get_user_model
@@ -42,7 +42,6 @@ from django.utils import timezone
 
 from django_sessionkit import cleanup, client, policy
 from django_sessionkit.conf import conf
-from django_sessionkit.events import Kind, Subject, aemit, emit
 from django_sessionkit.keys import (
     hash_key,
     is_well_formed,
@@ -140,6 +139,16 @@ current_session: ContextVar[SessionStore | None] = ContextVar(
 UNLINKED_USER_KEY = "_sessionkit_unlinked_user"
 
 
+class RotationListener(Protocol):
+    """Told when a store's save made the rotation it was scheduled for."""
+
+    def rotated(self, record: Session) -> None:
+        """The write of this request gave ``record`` its new key."""
+
+    async def arotated(self, record: Session) -> None:
+        """Async twin of :meth:`rotated`."""
+
+
 @dataclass(frozen=True)
 class SignIn:
     """What is recorded when a session signs in."""
@@ -165,7 +174,8 @@ class SessionStore(SessionBase):
         self._deadlines: policy.Deadlines | None = None
         self._active_at: datetime | None = None
         self._remember: bool | None = None
-        self._rotation_pending = False
+        # Who records the rotation scheduled for the next save, if any.
+        self._rotation: RotationListener | None = None
         #: True once this request gave the session a new key (cycle_key,
         #: flush or create): a sign-in then needs no further rotation.
         self.key_renewed = False
@@ -349,7 +359,7 @@ class SessionStore(SessionBase):
         if self._sign_in is not None:
             self._signed_in_at = self._sign_in.at
         self._sign_in = None
-        self._rotation_pending = False
+        self._rotation = None
 
     def _inserted(self, record: Session) -> None:
         self._record = record
@@ -693,10 +703,15 @@ class SessionStore(SessionBase):
         self._deadlines = None
         self._active_at = None
 
-    def schedule_rotation(self) -> None:
-        """Rotate the key at the next save, keeping the old one for a grace window."""
+    def schedule_rotation(self, listener: RotationListener) -> None:
+        """Rotate the key at the next save, keeping the old one for a grace
+        window; ``listener`` is told when this store's write rotated it.
+
+        :func:`django_sessionkit.lifecycle.rotate_at_save` calls it: the
+        lifecycle records rotations, the store only makes them.
+        """
         if self._record is not None:
-            self._rotation_pending = True
+            self._rotation = listener
             self.modified = True
 
     @property
@@ -761,7 +776,7 @@ class SessionStore(SessionBase):
             self._stored(None)
             return
         complete = True
-        if self._rotation_pending:
+        if (listener := self._rotation) is not None:
             old = self.session_key
             rows, new, values = self._interval_update(data)
             assert old is not None
@@ -769,7 +784,7 @@ class SessionStore(SessionBase):
                 self._stored(values, replaced=hash_key(old))
                 # Only the request whose UPDATE rotated records it.
                 if self._record is not None:
-                    emit(Kind.ROTATE, [Subject.of(self._record)], reason="interval")
+                    listener.rotated(self._record)
                 return
             if not self._raced_rotation(old, new).exists():
                 raise UpdateError
@@ -898,15 +913,14 @@ class SessionStore(SessionBase):
             await self._astored(None)
             return
         complete = True
-        if self._rotation_pending:
+        if (listener := self._rotation) is not None:
             old = self.session_key
             rows, new, values = self._interval_update(data)
             assert old is not None
             if self._rotated(await self._arekey(rows, values, old, data), new):
                 await self._astored(values, replaced=hash_key(old))
                 if self._record is not None:
-                    subject = await Subject.aof(self._record)
-                    await aemit(Kind.ROTATE, [subject], reason="interval")
+                    await listener.arotated(self._record)
                 return
             if not await self._raced_rotation(old, new).aexists():
                 raise UpdateError
