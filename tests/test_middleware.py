@@ -23,6 +23,7 @@ from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_sessionkit.backends import cached_db
 from django_sessionkit.conf import conf
 from django_sessionkit.keys import hash_key, new_key
 from django_sessionkit.models import Session, SessionEvent
@@ -31,7 +32,11 @@ from django_sessionkit.signals import session_expired
 from tests import policies, urls_middleware
 from tests.helpers import acaptured_queries
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_middleware")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.urls("tests.urls_middleware"),
+    pytest.mark.usefixtures("engine"),
+]
 
 PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
@@ -118,6 +123,22 @@ def settings_policy(*, remember: bool = False) -> Policy:
     return Policy(conf.IDLE_TIMEOUT, conf.ABSOLUTE_TIMEOUT, None)
 
 
+def forget_cached_entries() -> None:
+    """Drop the cached store's entries of every session row (tombstones stay).
+
+    The tests move time by rewriting rows; the entries written before would
+    still say the old times, while a real entry never outlives the deadlines
+    moved, nor ``SESSIONKIT_CACHE_MAX_AGE``. The database store has no entries.
+    """
+    if settings.SESSION_ENGINE != "django_sessionkit.backends.cached_db":
+        return
+    key_hashes = Session.objects.values_list("key_hash", flat=True)
+    cached_db.session_cache().delete_many([cached_db.entry_key(h) for h in key_hashes])
+
+
+aforget_cached_entries = sync_to_async(forget_cached_entries)
+
+
 def aged(
     record: Session,
     *,
@@ -148,6 +169,7 @@ def aged(
         **columns,
     }
     Session.objects.filter(pk=record.pk).update(**values)
+    forget_cached_entries()
     return Session.objects.get(pk=record.pk)
 
 
@@ -386,6 +408,7 @@ def test_absolute_counts_from_sign_in_not_session_creation(alice: User) -> None:
     Session.objects.filter(pk=anonymous.pk).update(
         created_at=timezone.now() - ABSOLUTE - HOUR
     )
+    forget_cached_entries()
     record = sign_in(client)
     assert record.pk == anonymous.pk
     assert record.authenticated_at is not None
@@ -466,6 +489,7 @@ def test_unreadable_timestamp_is_never_served(
             f'UPDATE "sessionkit_session" SET "{column}" = %s WHERE "id" = %s',  # noqa: S608
             [value, record.pk],
         )
+    forget_cached_entries()
     for _ in range(2):
         response = client.get("/peek/", headers=JSON)
         served = response.status_code == 200 and response.json()["user"] == "alice"
@@ -691,7 +715,13 @@ def test_timeouts_given_in_seconds(
 
 # -- Activity, at most once per resolution -----------------------------------------
 
+#: The tests that count the session SELECTs of a request: the database store's
+#: cost. The cached store's (a hit costs none) is tested in
+#: tests/test_backends_cached_db.py.
+counts_database_reads = pytest.mark.parametrize("engine", ["db"], indirect=True)
 
+
+@counts_database_reads
 @pytest.mark.parametrize("path", ["/nothing/", "/peek/"])
 def test_read_only_request_within_resolution_reads_once_writes_nothing(
     alice: User, path: str
@@ -709,6 +739,7 @@ def test_read_only_request_within_resolution_reads_once_writes_nothing(
     assert deadline_columns(fresh) == deadline_columns(record)
 
 
+@counts_database_reads
 @pytest.mark.parametrize("path", ["/anothing/", "/nothing/", "/peek/"])
 async def test_read_only_request_within_resolution_reads_once_writes_nothing_async(
     alice: User, path: str
@@ -726,6 +757,7 @@ async def test_read_only_request_within_resolution_reads_once_writes_nothing_asy
     assert deadline_columns(fresh) == deadline_columns(record)
 
 
+@counts_database_reads
 @pytest.mark.parametrize("path", ["/nothing/", "/peek/"])
 def test_activity_after_resolution_one_update(alice: User, path: str) -> None:
     client = Client()
@@ -746,6 +778,7 @@ def test_activity_after_resolution_one_update(alice: User, path: str) -> None:
     assert not no_store(response)
 
 
+@counts_database_reads
 @pytest.mark.parametrize("path", ["/anothing/", "/nothing/"])
 async def test_activity_after_resolution_one_update_async(
     alice: User, path: str
@@ -833,6 +866,7 @@ PASSIVE_PATHS = ["/passive/", "/apassive/", "/poll/updates/", "/sessions/status/
 PASSIVE_IDS = ["decorated_sync", "decorated_async", "url_regex", "status"]
 
 
+@counts_database_reads
 @override_settings(**PASSIVE_URLS)
 @pytest.mark.parametrize("path", PASSIVE_PATHS, ids=PASSIVE_IDS)
 def test_passive_request_never_extends_sync(alice: User, path: str) -> None:
@@ -851,6 +885,7 @@ def test_passive_request_never_extends_sync(alice: User, path: str) -> None:
     )
 
 
+@counts_database_reads
 @override_settings(**PASSIVE_URLS)
 @pytest.mark.parametrize("path", PASSIVE_PATHS, ids=PASSIVE_IDS)
 async def test_passive_request_never_extends_async(alice: User, path: str) -> None:
@@ -1637,9 +1672,11 @@ def stale_key_of(client: Client) -> str:
     old = key_of(client)
     past = timezone.now() - 16 * MINUTE
     Session.objects.update(rotated_at=past, authenticated_at=past)
+    forget_cached_entries()
     assert user_of(client.get("/peek/")) == "alice"
     assert key_of(client) != old
     Session.objects.update(rotated_at=timezone.now() - 2 * MINUTE)
+    forget_cached_entries()
     return old
 
 
@@ -1647,9 +1684,11 @@ async def astale_key_of(client: AsyncClient) -> str:
     old = key_of(client)
     past = timezone.now() - 16 * MINUTE
     await Session.objects.aupdate(rotated_at=past, authenticated_at=past)
+    await aforget_cached_entries()
     assert user_of(await client.get("/peek/")) == "alice"
     assert key_of(client) != old
     await Session.objects.aupdate(rotated_at=timezone.now() - 2 * MINUTE)
+    await aforget_cached_entries()
     return old
 
 

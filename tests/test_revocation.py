@@ -39,7 +39,7 @@ from django_sessionkit.revocation import (
 from tests import urls
 from tests.helpers import postgresql_only
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("engine")]
 
 PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
