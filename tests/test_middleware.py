@@ -30,7 +30,7 @@ from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.policy import Policy, deadlines
 from django_sessionkit.signals import session_expired
 from tests import policies, urls_middleware
-from tests.helpers import acaptured_queries
+from tests.helpers import PASSWORD, acaptured_queries
 
 pytestmark = [
     pytest.mark.django_db,
@@ -38,7 +38,6 @@ pytestmark = [
     pytest.mark.usefixtures("engine"),
 ]
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
@@ -85,16 +84,6 @@ CORRUPTIONS: dict[str, Callable[[datetime], dict[str, Any]]] = {
         "absolute_expire_date": None,
     },
 }
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
-
-
-@pytest.fixture
-def root() -> User:
-    return User.objects.create_user("root", password=PASSWORD, is_staff=True)
 
 
 @pytest.fixture
@@ -1160,10 +1149,12 @@ STAFF_ABSOLUTE = policies.STAFF_ABSOLUTE_TIMEOUT
 
 
 @override_settings(**STRICT)
-def test_custom_policy_sets_staff_deadlines_at_sign_in(alice: User, root: User) -> None:
-    staff = sign_in(Client(), username="root")
-    assert staff.absolute_expire_date == staff.authenticated_at + STAFF_ABSOLUTE
-    assert staff.expire_date == staff.last_seen_at + STAFF_IDLE
+def test_custom_policy_sets_staff_deadlines_at_sign_in(
+    alice: User, staff: User
+) -> None:
+    record = sign_in(Client(), username="staff")
+    assert record.absolute_expire_date == record.authenticated_at + STAFF_ABSOLUTE
+    assert record.expire_date == record.last_seen_at + STAFF_IDLE
     member = sign_in(Client())
     assert member.absolute_expire_date == member.authenticated_at + ABSOLUTE
     assert member.expire_date == member.last_seen_at + IDLE
@@ -1175,10 +1166,10 @@ def test_custom_policy_sets_staff_deadlines_at_sign_in(alice: User, root: User) 
     ("offset", "expires"), [BOUNDARY[0], BOUNDARY[2]], ids=["before", "after"]
 )
 def test_custom_policy_staff_limits_sync(
-    alice: User, root: User, timeout: str, offset: timedelta, expires: bool
+    alice: User, staff: User, timeout: str, offset: timedelta, expires: bool
 ) -> None:
     client = Client()
-    record = sign_in(client, username="root")
+    record = sign_in(client, username="staff")
     strict = Policy(STAFF_IDLE, STAFF_ABSOLUTE, None)
     ages = limit_ages(timeout, offset, idle=STAFF_IDLE, absolute=STAFF_ABSOLUTE)
     aged(record, policy=strict, **ages)
@@ -1186,7 +1177,7 @@ def test_custom_policy_staff_limits_sync(
     if expires:
         assert expired_json(response) == timeout
     else:
-        assert user_of(response) == "root"
+        assert user_of(response) == "staff"
 
 
 @override_settings(**STRICT)
@@ -1195,10 +1186,10 @@ def test_custom_policy_staff_limits_sync(
     ("offset", "expires"), [BOUNDARY[0], BOUNDARY[2]], ids=["before", "after"]
 )
 async def test_custom_policy_staff_limits_async(
-    alice: User, root: User, timeout: str, offset: timedelta, expires: bool
+    alice: User, staff: User, timeout: str, offset: timedelta, expires: bool
 ) -> None:
     client = AsyncClient()
-    record = await asign_in(client, username="root")
+    record = await asign_in(client, username="staff")
     strict = Policy(STAFF_IDLE, STAFF_ABSOLUTE, None)
     ages = limit_ages(timeout, offset, idle=STAFF_IDLE, absolute=STAFF_ABSOLUTE)
     await aaged(record, policy=strict, **ages)
@@ -1206,11 +1197,11 @@ async def test_custom_policy_staff_limits_async(
     if expires:
         assert expired_json(response) == timeout
     else:
-        assert user_of(response) == "root"
+        assert user_of(response) == "staff"
 
 
 @override_settings(**STRICT)
-def test_custom_policy_leaves_others_on_settings(alice: User, root: User) -> None:
+def test_custom_policy_leaves_others_on_settings(alice: User, staff: User) -> None:
     client = Client()
     aged(sign_in(client), idle=STAFF_IDLE + MINUTE, signed_in=STAFF_ABSOLUTE + HOUR)
     assert user_of(client.get("/peek/")) == "alice"

@@ -19,6 +19,7 @@ from django_sessionkit.keys import hash_key, successor
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_anomaly, session_revoked, session_rotated
 from tests.helpers import (
+    PASSWORD,
     captured,
     carrying,
     events,
@@ -30,14 +31,8 @@ from tests.helpers import (
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("engine")]
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 Kind = SessionEvent.Kind
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
 
 
 def sign_in(client: Client, path: str = "/login/") -> str:
@@ -116,8 +111,7 @@ def test_rotate_session_gives_new_key_on_same_row(client: Client, alice: User) -
 
 
 @pytest.mark.urls("tests.urls_rotation")
-async def test_arotate_session_gives_new_key_on_same_row() -> None:
-    alice = await User.objects.acreate_user("alice", password=PASSWORD)  # type: ignore[attr-defined]
+async def test_arotate_session_gives_new_key_on_same_row(alice: User) -> None:
     client = AsyncClient()
     response = await client.post(
         "/alogin/", {"username": "alice", "password": PASSWORD}
@@ -390,8 +384,7 @@ def test_previous_key_within_grace_after_secret_key_change(
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
-def test_parallel_requests_at_rotation_leave_one_live_key() -> None:
-    User.objects.create_user("alice", password=PASSWORD)
+def test_parallel_requests_at_rotation_leave_one_live_key(alice: User) -> None:
     browser = Client()
     key = sign_in(browser)
     row = Session.objects.get()
@@ -415,11 +408,10 @@ def test_parallel_requests_at_rotation_leave_one_live_key() -> None:
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
-def test_parallel_requests_at_rotation_record_one_rotation() -> None:
+def test_parallel_requests_at_rotation_record_one_rotation(alice: User) -> None:
     # "One SessionEvent row and one signal per happening" (events.py): the
     # requests that lost the race adopted the winner's key, they rotated
     # nothing.
-    User.objects.create_user("alice", password=PASSWORD)
     key = sign_in(Client())
     make_rotation_due()
     with captured(session_rotated) as rotated:
