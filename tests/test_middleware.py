@@ -115,9 +115,10 @@ def settings_policy(*, remember: bool = False) -> Policy:
 def forget_cached_entries() -> None:
     """Drop the cached store's entries of every session row (tombstones stay).
 
-    The tests move time by rewriting rows; the entries written before would
-    still say the old times, while a real entry never outlives the deadlines
-    moved, nor ``SESSIONKIT_CACHE_MAX_AGE``. The database store has no entries.
+    The tests move time by rewriting rows, and an entry written before would
+    still say the old times; without it the store reads the rewritten row, as
+    once the entry's time has run out or Redis has evicted it. The database
+    store has no entries.
     """
     if settings.SESSION_ENGINE != "django_sessionkit.backends.cached_db":
         return
