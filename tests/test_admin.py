@@ -16,33 +16,30 @@ from django_sessionkit.admin import (
 )
 from django_sessionkit.models import Device, Session, SessionEvent
 from django_sessionkit.signals import session_revoked
+from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse"
 
-
-def signed_in(username: str) -> tuple[Client, str]:
-    User.objects.create_user(username, password=PASSWORD)
+def signed_in(user: User) -> tuple[Client, str]:
+    """A new browser signed in as ``user``, and its session key."""
     client = Client()
-    assert (
-        client.post("/login/", {"username": username, "password": PASSWORD}).status_code
-        == 200
-    )
+    data = {"username": user.get_username(), "password": PASSWORD}
+    assert client.post("/login/", data).status_code == 200
     return client, client.cookies["sessionid"].value
 
 
 @pytest.fixture
-def staff() -> Client:
-    User.objects.create_superuser("root", password=PASSWORD)
-    client = Client()
-    client.post("/login/", {"username": "root", "password": PASSWORD})
-    return client
+def root_client(root: User) -> Client:
+    """The admin, as the superuser ``root`` signed in through the sign-in page."""
+    return signed_in(root)[0]
 
 
-def test_admin_action_revokes_selected(staff: Client) -> None:
-    victim, key = signed_in("alice")
-    other, _ = signed_in("bob")
+def test_admin_action_revokes_selected(
+    root_client: Client, alice: User, bob: User
+) -> None:
+    victim, key = signed_in(alice)
+    other, _ = signed_in(bob)
     target = Session.objects.get(user__username="alice")
     received: list[dict[str, object]] = []
 
@@ -51,7 +48,7 @@ def test_admin_action_revokes_selected(staff: Client) -> None:
 
     session_revoked.connect(receiver)
     try:
-        response = staff.post(
+        response = root_client.post(
             "/admin/sessionkit/session/",
             {"action": "revoke_selected", "_selected_action": [target.pk]},
             follow=True,
@@ -73,10 +70,10 @@ def test_admin_action_revokes_selected(staff: Client) -> None:
     assert key not in response.content.decode()
 
 
-def test_admin_delete_goes_through_revocation(staff: Client) -> None:
-    signed_in("alice")
+def test_admin_delete_goes_through_revocation(root_client: Client, alice: User) -> None:
+    signed_in(alice)
     target = Session.objects.get(user__username="alice")
-    response = staff.post(
+    response = root_client.post(
         f"/admin/sessionkit/session/{target.pk}/delete/", {"post": "yes"}
     )
     assert response.status_code == 302
@@ -86,13 +83,15 @@ def test_admin_delete_goes_through_revocation(staff: Client) -> None:
     ).exists()
 
 
-def test_admin_bulk_delete_goes_through_revocation(staff: Client) -> None:
-    signed_in("alice")
-    signed_in("bob")
+def test_admin_bulk_delete_goes_through_revocation(
+    root_client: Client, alice: User, bob: User
+) -> None:
+    signed_in(alice)
+    signed_in(bob)
     ids = list(
         Session.objects.exclude(user__username="root").values_list("pk", flat=True)
     )
-    response = staff.post(
+    response = root_client.post(
         "/admin/sessionkit/session/",
         {"action": "delete_selected", "_selected_action": ids, "post": "yes"},
     )
@@ -101,14 +100,14 @@ def test_admin_bulk_delete_goes_through_revocation(staff: Client) -> None:
     assert SessionEvent.objects.filter(kind="revoke", reason="admin").count() == 2
 
 
-def test_admin_pages_never_show_keys(staff: Client) -> None:
-    _, key = signed_in("alice")
+def test_admin_pages_never_show_keys(root_client: Client, alice: User) -> None:
+    _, key = signed_in(alice)
     target = Session.objects.get(user__username="alice")
     for url in (
         "/admin/sessionkit/session/",
         f"/admin/sessionkit/session/{target.pk}/change/",
     ):
-        page = staff.get(url).content.decode()
+        page = root_client.get(url).content.decode()
         assert key not in page
         assert target.key_hash not in page
 
@@ -117,17 +116,19 @@ def test_admin_pages_never_show_keys(staff: Client) -> None:
 
 
 @pytest.mark.parametrize("how", ["action", "delete", "bulk_delete"])
-def test_admin_device_sign_out_goes_through_revocation(staff: Client, how: str) -> None:
-    victim, _ = signed_in("alice")
-    signed_in("bob")
+def test_admin_device_sign_out_goes_through_revocation(
+    root_client: Client, alice: User, bob: User, how: str
+) -> None:
+    victim, _ = signed_in(alice)
+    signed_in(bob)
     device = Device.objects.get(user__username="alice")
     if how == "action":
         data = {"action": "revoke_selected", "_selected_action": [device.pk]}
-        response = staff.post("/admin/sessionkit/device/", data, follow=True)
+        response = root_client.post("/admin/sessionkit/device/", data, follow=True)
         assert "1 session was signed out." in response.content.decode()
         assert Device.objects.get(pk=device.pk).token_hash is None
     elif how == "delete":
-        response = staff.post(
+        response = root_client.post(
             f"/admin/sessionkit/device/{device.pk}/delete/", {"post": "yes"}
         )
         assert not Device.objects.filter(pk=device.pk).exists()
@@ -137,7 +138,7 @@ def test_admin_device_sign_out_goes_through_revocation(staff: Client, how: str) 
             "_selected_action": [device.pk],
             "post": "yes",
         }
-        response = staff.post("/admin/sessionkit/device/", data)
+        response = root_client.post("/admin/sessionkit/device/", data)
         assert not Device.objects.filter(pk=device.pk).exists()
     assert response.status_code in (200, 302)
     assert not Session.objects.filter(user__username="alice").exists()
@@ -147,14 +148,16 @@ def test_admin_device_sign_out_goes_through_revocation(staff: Client, how: str) 
     assert victim.get("/peek/").json()["user"] == ""
 
 
-def test_admin_device_page_shows_no_token_hash(staff: Client) -> None:
-    signed_in("alice")
+def test_admin_device_page_shows_no_token_hash(
+    root_client: Client, alice: User
+) -> None:
+    signed_in(alice)
     device = Device.objects.get(user__username="alice")
     assert device.token_hash
-    page = staff.get(f"/admin/sessionkit/device/{device.pk}/change/")
+    page = root_client.get(f"/admin/sessionkit/device/{device.pk}/change/")
     assert page.status_code == 200
     assert device.token_hash not in page.content.decode()
-    listing = staff.get("/admin/sessionkit/device/")
+    listing = root_client.get("/admin/sessionkit/device/")
     assert device.token_hash not in listing.content.decode()
 
 
@@ -162,17 +165,14 @@ def test_admin_device_page_shows_no_token_hash(staff: Client) -> None:
 
 
 @pytest.fixture
-def viewer() -> Client:
+def viewer(staff: User) -> Client:
     """A staff user who may only view the app's rows."""
-    user = User.objects.create_user("viewer", password=PASSWORD, is_staff=True)
-    user.user_permissions.set(
+    staff.user_permissions.set(
         Permission.objects.filter(
             content_type__app_label="sessionkit", codename__startswith="view_"
         )
     )
-    client = Client()
-    client.post("/login/", {"username": "viewer", "password": PASSWORD})
-    return client
+    return signed_in(staff)[0]
 
 
 # What a guess at the first characters of each hidden column looks like.
@@ -211,9 +211,9 @@ HIDDEN_LOOKUPS = [
     ("model", "lookup", "column"), HIDDEN_LOOKUPS, ids=[c[1] for c in HIDDEN_LOOKUPS]
 )
 def test_admin_lookup_on_hidden_column_refused(
-    viewer: Client, model: str, lookup: str, column: str
+    viewer: Client, alice: User, model: str, lookup: str, column: str
 ) -> None:
-    signed_in("alice")
+    signed_in(alice)
     value = "True" if lookup.endswith("__isnull") else _prefixes()[column]
     changelist = f"/admin/sessionkit/{model}/"
     assert viewer.get(changelist).status_code == 200
@@ -232,9 +232,9 @@ def test_admin_lookup_on_hidden_column_refused(
     ],
 )
 def test_admin_lookup_on_shown_column_allowed(
-    viewer: Client, model: str, lookup: str, value: str
+    viewer: Client, alice: User, model: str, lookup: str, value: str
 ) -> None:
-    signed_in("alice")
+    signed_in(alice)
     response = viewer.get(f"/admin/sessionkit/{model}/", {lookup: value})
     assert response.status_code == 200
 
@@ -256,7 +256,7 @@ def test_admin_lookup_on_hidden_column_refused_even_when_listed() -> None:
 
 def test_admin_hidden_columns_never_listed_searched_or_shown(viewer: Client) -> None:
     request = RequestFactory().get("/")
-    request.user = User.objects.get(username="viewer")
+    request.user = User.objects.get(username="staff")
     names = {field.name for field in HIDDEN_FIELDS}
     assert names == {"session_data", "key_hash", "previous_key_hash", "token_hash"}
     registered = [

@@ -24,17 +24,11 @@ from django.utils import timezone
 from django_sessionkit.backends.db import SessionStore, SignIn
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
-from tests.helpers import acaptured_queries
+from tests.helpers import PASSWORD, acaptured_queries
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
 
 
 def sign_in(client: Client, path: str = "/login/", **extra: Any) -> str:
@@ -96,8 +90,7 @@ def test_sign_in_links_user_and_records_metadata(client: Client, alice: User) ->
     assert client.get("/peek/").json()["user"] == "alice"
 
 
-async def test_async_sign_in_links_user() -> None:
-    alice = await User.objects.acreate_user("alice", password=PASSWORD)  # type: ignore[attr-defined]
+async def test_async_sign_in_links_user(alice: User) -> None:
     async_client = AsyncClientFrom("192.0.2.1")
     response = await async_client.post(
         "/alogin/", {"username": "alice", "password": PASSWORD}
@@ -122,8 +115,7 @@ async def _alogin_on_store(user: User) -> SessionStore:
     return store
 
 
-async def test_alogin_then_asave_links_user() -> None:
-    alice = await User.objects.acreate_user("alice", password=PASSWORD)  # type: ignore[attr-defined]
+async def test_alogin_then_asave_links_user(alice: User) -> None:
     store = await _alogin_on_store(alice)
     row = await Session.objects.aget(key_hash=hash_key(store.session_key or ""))
     assert row.user_id == alice.pk
@@ -132,9 +124,8 @@ async def test_alogin_then_asave_links_user() -> None:
 
 
 def test_signing_in_as_another_user_starts_a_new_row(
-    client: Client, alice: User
+    client: Client, alice: User, bob: User
 ) -> None:
-    User.objects.create_user("bob", password=PASSWORD)
     sign_in(client)
     first = Session.objects.get()
     response = client.post("/login/", {"username": "bob", "password": PASSWORD})
@@ -559,9 +550,8 @@ def _anonymous_row() -> SessionStore:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_save_naming_deleted_user_fails_as_ended_session() -> None:
+def test_save_naming_deleted_user_fails_as_ended_session(bob: User) -> None:
     store = _anonymous_row()
-    bob = User.objects.create_user("bob")
     store[SESSION_KEY] = str(bob.pk)
     bob.delete()  # as in a request racing this one
     with pytest.raises(UpdateError):
@@ -572,11 +562,10 @@ def test_save_naming_deleted_user_fails_as_ended_session() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_asave_naming_deleted_user_fails_as_ended_session() -> None:
+async def test_asave_naming_deleted_user_fails_as_ended_session(bob: User) -> None:
     store = SessionStore()
     store["x"] = 1
     await store.asave()
-    bob = await User.objects.acreate(username="bob")
     store[SESSION_KEY] = str(bob.pk)
     await bob.adelete()
     with pytest.raises(UpdateError):
@@ -586,8 +575,7 @@ async def test_asave_naming_deleted_user_fails_as_ended_session() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_new_session_naming_deleted_user_is_never_written() -> None:
-    bob = User.objects.create_user("bob")
+def test_new_session_naming_deleted_user_is_never_written(bob: User) -> None:
     store = SessionStore()
     store[SESSION_KEY] = str(bob.pk)
     bob.delete()
@@ -597,8 +585,7 @@ def test_new_session_naming_deleted_user_is_never_written() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_anew_session_naming_deleted_user_is_never_written() -> None:
-    bob = await User.objects.acreate(username="bob")
+async def test_anew_session_naming_deleted_user_is_never_written(bob: User) -> None:
     store = SessionStore()
     store[SESSION_KEY] = str(bob.pk)
     await bob.adelete()
@@ -608,8 +595,7 @@ async def test_anew_session_naming_deleted_user_is_never_written() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_request_saving_deleted_user_is_interrupted_not_500() -> None:
-    bob = User.objects.create_user("bob")
+def test_request_saving_deleted_user_is_interrupted_not_500(bob: User) -> None:
 
     def view(request: HttpRequest) -> HttpResponse:
         request.session[SESSION_KEY] = str(bob.pk)
@@ -624,12 +610,11 @@ def test_request_saving_deleted_user_is_interrupted_not_500() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_integrity_error_of_a_live_user_is_not_hidden() -> None:
+def test_integrity_error_of_a_live_user_is_not_hidden(alice: User) -> None:
     # Only a missing user makes a failed write an ended session: another
     # integrity error is a bug to see.
     store = _anonymous_row()
     store._sign_in = SignIn(at=timezone.now(), ip=None, user_agent="", device_id=0)
-    alice = User.objects.create_user("alice")
     store[SESSION_KEY] = str(alice.pk)
     with pytest.raises(IntegrityError):
         store.save()

@@ -102,11 +102,6 @@ def _device(user: User, age_in_days: float, *, session_age: float | None = None)
     return device.pk
 
 
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice")
-
-
 def test_clearsessions_deletes_devices_past_retention(alice: User) -> None:
     old = _device(alice, 100)
     old_with_live_session = _device(alice, 100, session_age=-1)

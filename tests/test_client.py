@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 from django.utils import timezone
@@ -20,8 +19,8 @@ from django_sessionkit.client import (
 )
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import USER_AGENT_MAX_LENGTH, Session
+from tests.helpers import PASSWORD
 
-PASSWORD = "correct horse battery staple"
 CLIENT = "203.0.113.9"
 PROXY = "10.0.0.1"
 SPOOFED = "192.0.2.66"
@@ -237,16 +236,6 @@ def test_user_agent_for_storage_non_ascii_kept() -> None:
 # -- Sign-in through the real store ----------------------------------------------
 
 
-def make_user(username: str = "alice") -> AbstractBaseUser:
-    return get_user_model().objects.create_user(username, password=PASSWORD)
-
-
-async def amake_user(username: str = "alice") -> AbstractBaseUser:
-    manager: Any = get_user_model().objects
-    user: AbstractBaseUser = await manager.acreate_user(username, password=PASSWORD)
-    return user
-
-
 def login_data(user: AbstractBaseUser) -> dict[str, str]:
     return {"username": user.get_username(), "password": PASSWORD}
 
@@ -284,27 +273,24 @@ def assert_signed_in(row: Session, user: AbstractBaseUser, before: datetime) -> 
 
 
 @pytest.mark.django_db
-def test_sign_in_stores_full_ip_and_user_agent(client: Client) -> None:
-    user = make_user()
+def test_sign_in_stores_full_ip_and_user_agent(client: Client, alice: User) -> None:
     before = timezone.now()
-    sign_in(client, user, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=BROWSER)
+    sign_in(client, alice, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=BROWSER)
     row = session_row(client)
-    assert_signed_in(row, user, before)
+    assert_signed_in(row, alice, before)
     assert row.ip == CLIENT
     assert row.user_agent == BROWSER
 
 
 @pytest.mark.django_db
-def test_sign_in_stores_full_ipv6(client: Client) -> None:
-    user = make_user()
-    sign_in(client, user, REMOTE_ADDR="2001:db8:abcd:1234::9", HTTP_USER_AGENT=BROWSER)
+def test_sign_in_stores_full_ipv6(client: Client, alice: User) -> None:
+    sign_in(client, alice, REMOTE_ADDR="2001:db8:abcd:1234::9", HTTP_USER_AGENT=BROWSER)
     assert session_row(client).ip == "2001:db8:abcd:1234::9"
 
 
 @pytest.mark.django_db
-def test_sign_in_ipv4_mapped_stored_as_ipv4(client: Client) -> None:
-    user = make_user()
-    sign_in(client, user, REMOTE_ADDR="::ffff:203.0.113.9", HTTP_USER_AGENT=BROWSER)
+def test_sign_in_ipv4_mapped_stored_as_ipv4(client: Client, alice: User) -> None:
+    sign_in(client, alice, REMOTE_ADDR="::ffff:203.0.113.9", HTTP_USER_AGENT=BROWSER)
     assert session_row(client).ip == CLIENT
 
 
@@ -314,46 +300,46 @@ def test_sign_in_ipv4_mapped_stored_as_ipv4(client: Client) -> None:
     ("address", "stored"),
     [("203.0.113.9", "203.0.113.0"), ("2001:db8:abcd:1234::9", "2001:db8:abcd::")],
 )
-def test_sign_in_truncated_ip(client: Client, address: str, stored: str) -> None:
-    user = make_user()
+def test_sign_in_truncated_ip(
+    client: Client, address: str, stored: str, alice: User
+) -> None:
     before = timezone.now()
-    sign_in(client, user, REMOTE_ADDR=address, HTTP_USER_AGENT=BROWSER)
+    sign_in(client, alice, REMOTE_ADDR=address, HTTP_USER_AGENT=BROWSER)
     row = session_row(client)
-    assert_signed_in(row, user, before)
+    assert_signed_in(row, alice, before)
     assert row.ip == stored
     assert row.user_agent == BROWSER
 
 
 @pytest.mark.django_db
 @override_settings(SESSIONKIT_STORE_IP="none")
-def test_sign_in_ip_not_stored(client: Client) -> None:
-    user = make_user()
+def test_sign_in_ip_not_stored(client: Client, alice: User) -> None:
     before = timezone.now()
-    sign_in(client, user, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=BROWSER)
+    sign_in(client, alice, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=BROWSER)
     row = session_row(client)
-    assert_signed_in(row, user, before)
+    assert_signed_in(row, alice, before)
     assert row.ip is None
     assert row.user_agent == BROWSER
 
 
 @pytest.mark.django_db
 @override_settings(SESSIONKIT_STORE_USER_AGENT=False)
-def test_sign_in_user_agent_not_stored(client: Client) -> None:
-    user = make_user()
+def test_sign_in_user_agent_not_stored(client: Client, alice: User) -> None:
     before = timezone.now()
-    sign_in(client, user, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=BROWSER)
+    sign_in(client, alice, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=BROWSER)
     row = session_row(client)
-    assert_signed_in(row, user, before)
+    assert_signed_in(row, alice, before)
     assert row.ip == CLIENT
     assert row.user_agent == ""
 
 
 @pytest.mark.django_db
-def test_sign_in_spoofed_forwarded_for_ignored_by_default(client: Client) -> None:
-    user = make_user()
+def test_sign_in_spoofed_forwarded_for_ignored_by_default(
+    client: Client, alice: User
+) -> None:
     sign_in(
         client,
-        user,
+        alice,
         REMOTE_ADDR=CLIENT,
         HTTP_X_FORWARDED_FOR=SPOOFED,
         HTTP_USER_AGENT=BROWSER,
@@ -363,11 +349,10 @@ def test_sign_in_spoofed_forwarded_for_ignored_by_default(client: Client) -> Non
 
 @pytest.mark.django_db
 @override_settings(SESSIONKIT_TRUSTED_PROXY_COUNT=1)
-def test_sign_in_trusted_proxy_honoured(client: Client) -> None:
-    user = make_user()
+def test_sign_in_trusted_proxy_honoured(client: Client, alice: User) -> None:
     sign_in(
         client,
-        user,
+        alice,
         REMOTE_ADDR=PROXY,
         HTTP_X_FORWARDED_FOR=f"{SPOOFED}, {CLIENT}",
         HTTP_USER_AGENT=BROWSER,
@@ -376,11 +361,10 @@ def test_sign_in_trusted_proxy_honoured(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_sign_in_user_agent_with_nul_stored_clean(client: Client) -> None:
-    user = make_user()
+def test_sign_in_user_agent_with_nul_stored_clean(client: Client, alice: User) -> None:
     sign_in(
         client,
-        user,
+        alice,
         REMOTE_ADDR=CLIENT,
         HTTP_USER_AGENT="Mozilla/5.0\x00 evil\r\nX-Injected: 1",
     )
@@ -388,19 +372,17 @@ def test_sign_in_user_agent_with_nul_stored_clean(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_sign_in_long_user_agent_stored_truncated(client: Client) -> None:
-    user = make_user()
+def test_sign_in_long_user_agent_stored_truncated(client: Client, alice: User) -> None:
     agent = "Mozilla/5.0 " + "é" * 10_240
-    sign_in(client, user, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=agent)
+    sign_in(client, alice, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=agent)
     row = session_row(client)
     assert row.user_agent == agent[:USER_AGENT_MAX_LENGTH]
     assert len(row.user_agent) == USER_AGENT_MAX_LENGTH
 
 
 @pytest.mark.django_db
-def test_sign_in_values_kept_by_later_saves(client: Client) -> None:
-    user = make_user()
-    sign_in(client, user, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=BROWSER)
+def test_sign_in_values_kept_by_later_saves(client: Client, alice: User) -> None:
+    sign_in(client, alice, REMOTE_ADDR=CLIENT, HTTP_USER_AGENT=BROWSER)
     signed_in_at = session_row(client).authenticated_at
     response = client.get(
         "/put/?colour=blue", REMOTE_ADDR="198.51.100.1", HTTP_USER_AGENT="curl/8.0"
@@ -418,15 +400,14 @@ def test_sign_in_values_kept_by_later_saves(client: Client) -> None:
 
 @pytest.mark.django_db
 async def test_async_sign_in_stores_remote_addr_and_user_agent(
-    async_client: AsyncClient,
+    async_client: AsyncClient, alice: User
 ) -> None:
-    user = await amake_user()
     before = timezone.now()
     await asign_in(
-        async_client, user, {"User-Agent": BROWSER, "X-Forwarded-For": SPOOFED}
+        async_client, alice, {"User-Agent": BROWSER, "X-Forwarded-For": SPOOFED}
     )
     row = await asession_row(async_client)
-    assert_signed_in(row, user, before)
+    assert_signed_in(row, alice, before)
     # AsyncClient connects from 127.0.0.1; the forwarded header is not trusted.
     assert row.ip == "127.0.0.1"
     assert row.user_agent == BROWSER
@@ -434,26 +415,28 @@ async def test_async_sign_in_stores_remote_addr_and_user_agent(
 
 @pytest.mark.django_db
 @override_settings(SESSIONKIT_TRUSTED_PROXY_COUNT=1)
-async def test_async_sign_in_trusted_proxy_honoured(async_client: AsyncClient) -> None:
-    user = await amake_user()
+async def test_async_sign_in_trusted_proxy_honoured(
+    async_client: AsyncClient, alice: User
+) -> None:
     before = timezone.now()
     await asign_in(
         async_client,
-        user,
+        alice,
         {"User-Agent": BROWSER, "X-Forwarded-For": f"{SPOOFED}, {CLIENT}"},
     )
     row = await asession_row(async_client)
-    assert_signed_in(row, user, before)
+    assert_signed_in(row, alice, before)
     assert row.ip == CLIENT
 
 
 @pytest.mark.django_db
 @override_settings(SESSIONKIT_TRUSTED_PROXY_COUNT=1, SESSIONKIT_STORE_IP="truncated")
-async def test_async_sign_in_truncated_ip(async_client: AsyncClient) -> None:
-    user = await amake_user()
+async def test_async_sign_in_truncated_ip(
+    async_client: AsyncClient, alice: User
+) -> None:
     await asign_in(
         async_client,
-        user,
+        alice,
         {"User-Agent": BROWSER, "X-Forwarded-For": "2001:db8:abcd:1234::9"},
     )
     assert (await asession_row(async_client)).ip == "2001:db8:abcd::"
@@ -461,32 +444,31 @@ async def test_async_sign_in_truncated_ip(async_client: AsyncClient) -> None:
 
 @pytest.mark.django_db
 @override_settings(SESSIONKIT_STORE_IP="none", SESSIONKIT_STORE_USER_AGENT=False)
-async def test_async_sign_in_nothing_stored(async_client: AsyncClient) -> None:
-    user = await amake_user()
+async def test_async_sign_in_nothing_stored(
+    async_client: AsyncClient, alice: User
+) -> None:
     before = timezone.now()
-    await asign_in(async_client, user, {"User-Agent": BROWSER})
+    await asign_in(async_client, alice, {"User-Agent": BROWSER})
     row = await asession_row(async_client)
-    assert_signed_in(row, user, before)
+    assert_signed_in(row, alice, before)
     assert row.ip is None
     assert row.user_agent == ""
 
 
 @pytest.mark.django_db
 async def test_async_sign_in_user_agent_with_nul_stored_clean(
-    async_client: AsyncClient,
+    async_client: AsyncClient, alice: User
 ) -> None:
-    user = await amake_user()
-    await asign_in(async_client, user, {"User-Agent": "Mozilla/5.0\x00 evil\x1b"})
+    await asign_in(async_client, alice, {"User-Agent": "Mozilla/5.0\x00 evil\x1b"})
     assert (await asession_row(async_client)).user_agent == "Mozilla/5.0 evil"
 
 
 @pytest.mark.django_db
 async def test_async_sign_in_long_user_agent_stored_truncated(
-    async_client: AsyncClient,
+    async_client: AsyncClient, alice: User
 ) -> None:
-    user = await amake_user()
     agent = "Mozilla/5.0 " + "x" * 10_240
-    await asign_in(async_client, user, {"User-Agent": agent})
+    await asign_in(async_client, alice, {"User-Agent": agent})
     assert (await asession_row(async_client)).user_agent == agent[
         :USER_AGENT_MAX_LENGTH
     ]

@@ -10,15 +10,12 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from django_sessionkit.models import Session, SessionEvent
+from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse"
-
 
 def sign_in(username: str) -> Client:
-    if not User.objects.filter(username=username).exists():
-        User.objects.create_user(username, password=PASSWORD)
     client = Client()
     response = client.post("/login/", {"username": username, "password": PASSWORD})
     assert response.status_code == 200
@@ -31,7 +28,7 @@ def revoke(*args: str) -> str:
     return out.getvalue()
 
 
-def test_revoke_user_sessions() -> None:
+def test_revoke_user_sessions(alice: User, bob: User) -> None:
     alice1, alice2, bob = sign_in("alice"), sign_in("alice"), sign_in("bob")
     assert revoke("--user", "alice") == "Revoked 2 sessions.\n"
     assert alice1.get("/peek/").json()["user"] == ""
@@ -42,7 +39,7 @@ def test_revoke_user_sessions() -> None:
     ) == {"command"}
 
 
-def test_revoke_one_session_by_id_with_reason() -> None:
+def test_revoke_one_session_by_id_with_reason(alice: User) -> None:
     sign_in("alice")
     pk = Session.objects.get().pk
     assert (
@@ -56,7 +53,7 @@ def test_revoke_one_session_by_id_with_reason() -> None:
     )
 
 
-def test_revoke_all() -> None:
+def test_revoke_all(alice: User, bob: User) -> None:
     sign_in("alice")
     sign_in("bob")
     assert revoke("--all") == "Revoked 2 sessions.\n"

@@ -39,12 +39,11 @@ from django.test import Client
 
 from django_sessionkit.backends import cached_db
 from django_sessionkit.models import CachePurge, Session
-from tests.helpers import Key, cached_engine_on, postgresql_only
+from tests.helpers import PASSWORD, Key, cached_engine_on, postgresql_only
 from tests.servers import free_port, stop_process
 
 pytestmark = [postgresql_only, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 ROOT = Path(__file__).resolve().parent.parent
 SIGNALS = "sessionkit-test:signals"
@@ -89,9 +88,9 @@ def cached(settings: Any, redis_url: str) -> Iterator[str]:
         yield redis_url
 
 
-def signed_in_and_cached(client: Client, redis_url: str, name: str) -> Key:
-    """Sign ``name`` in, and read once so that Redis holds the session's entry."""
-    User.objects.create_user(name, password=PASSWORD)
+def signed_in_and_cached(client: Client, redis_url: str, user: User) -> Key:
+    """Sign ``user`` in, and read once so that Redis holds the session's entry."""
+    name = user.get_username()
     response = client.post("/login/", {"username": name, "password": PASSWORD})
     assert response.status_code == 200, response.content
     key = Key(client.cookies[COOKIE].value)
@@ -146,10 +145,10 @@ print("not killed")
 
 @pytest.mark.parametrize("action", ["revoke", "sign_out", "rotate"])
 def test_killed_after_commit_purge_left_for_sweep(
-    cached: str, settings: Any, action: str
+    alice: User, cached: str, settings: Any, action: str
 ) -> None:
     settings.SESSIONKIT_CACHE_SWEEP_INTERVAL = timedelta(seconds=0)
-    key = signed_in_and_cached(Client(), cached, "alice")
+    key = signed_in_and_cached(Client(), cached, alice)
     pk = Session.objects.get(key_hash=key.hash).pk
     argument = str(pk) if action == "revoke" else key.raw
 
@@ -174,10 +173,10 @@ def test_killed_after_commit_purge_left_for_sweep(
     assert not CachePurge.objects.filter(key_hash=key.hash).exists()
 
 
-def test_purge_written_ahead_cleared_once_tombstoned(cached: str) -> None:
+def test_purge_written_ahead_cleared_once_tombstoned(alice: User, cached: str) -> None:
     from django_sessionkit.revocation import revoke_session
 
-    key = signed_in_and_cached(Client(), cached, "alice")
+    key = signed_in_and_cached(Client(), cached, alice)
     assert revoke_session(Session.objects.get(key_hash=key.hash), reason="test")
     assert has_tombstone(cached, key)
     assert not CachePurge.objects.exists()
@@ -271,9 +270,9 @@ def signals_sent(redis_url: str) -> list[str]:
 
 
 def test_async_revoke_finishes_when_client_disconnects(
-    cached: str, asgi_server: AsgiServer
+    alice: User, cached: str, asgi_server: AsgiServer
 ) -> None:
-    key = signed_in_and_cached(Client(), cached, "alice")
+    key = signed_in_and_cached(Client(), cached, alice)
     pk = Session.objects.get(key_hash=key.hash).pk
 
     asgi_server.post_and_hang_up(f"/arevoke/{pk}/", None)
@@ -285,9 +284,9 @@ def test_async_revoke_finishes_when_client_disconnects(
 
 
 def test_async_sign_out_finishes_when_client_disconnects(
-    cached: str, asgi_server: AsgiServer
+    alice: User, cached: str, asgi_server: AsgiServer
 ) -> None:
-    key = signed_in_and_cached(Client(), cached, "alice")
+    key = signed_in_and_cached(Client(), cached, alice)
     pk = Session.objects.get(key_hash=key.hash).pk
 
     asgi_server.post_and_hang_up("/asign-out/", key)
@@ -297,9 +296,9 @@ def test_async_sign_out_finishes_when_client_disconnects(
 
 
 def test_async_rotation_finishes_when_client_disconnects(
-    cached: str, asgi_server: AsgiServer
+    alice: User, cached: str, asgi_server: AsgiServer
 ) -> None:
-    key = signed_in_and_cached(Client(), cached, "alice")
+    key = signed_in_and_cached(Client(), cached, alice)
     pk = Session.objects.get(key_hash=key.hash).pk
 
     asgi_server.post_and_hang_up("/arotate/", key)

@@ -27,7 +27,15 @@ from django_sessionkit.keys import hash_key
 from django_sessionkit.models import USER_AGENT_MAX_LENGTH, Device, Session
 from django_sessionkit.revocation import arevoke_device, revoke_device
 from django_sessionkit.signals import device_added
-from tests.helpers import CHROME, FIREFOX, IPHONE, captured, events, user_of
+from tests.helpers import (
+    CHROME,
+    FIREFOX,
+    IPHONE,
+    PASSWORD,
+    captured,
+    events,
+    user_of,
+)
 from tests.servers import free_port
 
 pytestmark = [
@@ -38,7 +46,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Django 2028 will not have a default mailer"),
 ]
 
-PASSWORD = "correct horse"
 DEVICE_COOKIE = "sessionkit_device"
 IPAD = (
     "Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -51,16 +58,6 @@ REVOKE_DEVICE: list[Callable[..., int]] = [
     revoke_device,
     async_to_sync(arevoke_device),
 ]
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", "alice@example.com", PASSWORD)
-
-
-@pytest.fixture
-def bob() -> User:
-    return User.objects.create_user("bob", "bob@example.com", PASSWORD)
 
 
 def sign_in(

@@ -35,16 +35,6 @@ CLIENT_IP = "198.51.100.77"
 
 
 @pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice")
-
-
-@pytest.fixture
-def bob() -> User:
-    return User.objects.create_user("bob")
-
-
-@pytest.fixture
 def sent() -> Iterator[dict[Signal, list[dict[str, Any]]]]:
     """Every sending of every signal of the package, by signal."""
     received: dict[Signal, list[dict[str, Any]]] = {

@@ -28,7 +28,7 @@ import django_sessionkit
 from django_sessionkit.devices import notify_new_device
 from django_sessionkit.events import REASONS, reason_label
 from django_sessionkit.models import CachePurge, Device, Session, SessionEvent
-from tests.helpers import CHROME, FIREFOX
+from tests.helpers import CHROME, FIREFOX, PASSWORD
 
 pytestmark = [
     pytest.mark.django_db,
@@ -38,7 +38,6 @@ pytestmark = [
 
 LOCALE = Path(django_sessionkit.__file__).parent / "locale"
 LANGUAGES = ("de", "fr", "es")
-PASSWORD = "correct horse"
 
 #: The app's words spelled the same in a language as in English.
 SAME: dict[str, set[str]] = {
@@ -148,11 +147,6 @@ def text_of(client: Client, url: str, language: str) -> str:
 # -- Fixtures and helpers -----------------------------------------------------------
 
 
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", "alice@example.com", PASSWORD)
-
-
 def browser(username: str = "alice", user_agent: str = CHROME) -> Client:
     client = Client()
     response = client.post(
@@ -251,8 +245,9 @@ def test_idle_warning_translated(settings: Any, alice: User) -> None:
 
 
 @pytest.mark.parametrize("changelist", ["session", "device", "sessionevent"])
-def test_admin_changelists_translated(devices: Client, changelist: str) -> None:
-    User.objects.create_superuser("root", password=PASSWORD)
+def test_admin_changelists_translated(
+    devices: Client, root: User, changelist: str
+) -> None:
     devices.post("/sessions/sign-out-others/")
     admin = Client()
     admin.login(username="root", password=PASSWORD)
@@ -290,8 +285,7 @@ def test_every_reason_code_has_a_label() -> None:
     assert reason_label("migration-2026") == "migration-2026"
 
 
-def test_event_admin_detail_shows_reason_as_words(alice: User) -> None:
-    User.objects.create_superuser("root", password=PASSWORD)
+def test_event_admin_detail_shows_reason_as_words(alice: User, root: User) -> None:
     event = SessionEvent.objects.create(
         kind=SessionEvent.Kind.REVOKE, user=alice, reason="password_change"
     )

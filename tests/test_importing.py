@@ -23,10 +23,10 @@ from django.utils import timezone
 from django_sessionkit.importing import ImportResult, import_django_sessions
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session
+from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 DJANGO_ENGINE = "django.contrib.sessions.backends.db"
@@ -77,11 +77,6 @@ def counts(result: ImportResult) -> dict[str, int]:
         "skipped_malformed": result.skipped_malformed,
         "users_missing": result.users_missing,
     }
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
 
 
 # -- What is copied ---------------------------------------------------------------

@@ -26,18 +26,12 @@ from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.revocation import arevoke_session, revoke_session
 from django_sessionkit.signals import session_revoked, session_started
-from tests.helpers import captured, events, postgresql_only, together
+from tests.helpers import PASSWORD, captured, events, postgresql_only, together
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 Kind = SessionEvent.Kind
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
 
 
 @pytest.fixture
@@ -142,10 +136,9 @@ def test_evict_oldest_signing_in_again_evicts_nobody(
 
 
 def test_evict_oldest_other_users_do_not_count(
-    alice: User, limited: Callable[[int, str | None], None]
+    alice: User, bob: User, limited: Callable[[int, str | None], None]
 ) -> None:
     limited(1, "evict_oldest")
-    User.objects.create_user("bob", password=PASSWORD)
     bobs = Client()
     bobs.post("/login/", {"username": "bob", "password": PASSWORD})
     signed_in_browsers(1)
@@ -272,9 +265,8 @@ LIMIT = 3
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("policy", ["evict_oldest", "deny"])
 def test_simultaneous_sign_ins_never_exceed_limit(
-    limited: Callable[[int, str | None], None], policy: str
+    alice: User, limited: Callable[[int, str | None], None], policy: str
 ) -> None:
-    alice = User.objects.create_user("alice", password=PASSWORD)
     limited(LIMIT, policy)
     outcomes: list[tuple[int, str]] = []
     for _ in range(3):
@@ -304,8 +296,9 @@ def test_simultaneous_sign_ins_never_exceed_limit(
 # -- The sign-in form -----------------------------------------------------------
 
 
-def test_authentication_form_reports_limit_as_form_error(settings: Any) -> None:
-    from django.contrib.auth.models import User
+def test_authentication_form_reports_limit_as_form_error(
+    alice: User, settings: Any
+) -> None:
     from django.test import RequestFactory
 
     from django_sessionkit.forms import AuthenticationForm
@@ -313,8 +306,7 @@ def test_authentication_form_reports_limit_as_form_error(settings: Any) -> None:
 
     settings.SESSIONKIT_MAX_SESSIONS_PER_USER = 1
     settings.SESSIONKIT_MAX_SESSIONS_POLICY = "deny"
-    User.objects.create_user("carol", password=PASSWORD)
-    data = {"username": "carol", "password": PASSWORD}
+    data = {"username": "alice", "password": PASSWORD}
     request = RequestFactory().post("/")
     assert AuthenticationForm(request, data=data).is_valid()
     first = Client()
@@ -328,14 +320,13 @@ def test_authentication_form_reports_limit_as_form_error(settings: Any) -> None:
 
 
 def test_authentication_form_does_not_count_the_browsers_own_session(
-    settings: Any,
+    alice: User, settings: Any
 ) -> None:
     from django_sessionkit.forms import AuthenticationForm
 
     settings.SESSIONKIT_MAX_SESSIONS_PER_USER = 1
     settings.SESSIONKIT_MAX_SESSIONS_POLICY = "deny"
-    User.objects.create_user("dave", password=PASSWORD)
-    data = {"username": "dave", "password": PASSWORD}
+    data = {"username": "alice", "password": PASSWORD}
     browser = Client()
     assert browser.post("/login/", data).status_code == 200
 
@@ -345,7 +336,7 @@ def test_authentication_form_does_not_count_the_browsers_own_session(
 
     assert AuthenticationForm(Request(), data=data).is_valid()  # type: ignore[arg-type]
     assert browser.post("/login/", data).status_code == 200
-    assert Session.objects.filter(user__username="dave").count() == 1
+    assert Session.objects.filter(user=alice).count() == 1
 
 
 # -- Simultaneous sign-ins through Django's sign-in view ---------------------------
@@ -433,9 +424,11 @@ def outcome(response: HttpResponseBase) -> str:
     [("evict_oldest", {"signed in"}), ("deny", {"signed in", "session_limit"})],
 )
 def test_simultaneous_sign_ins_through_view_answer_normally(
-    limited: Callable[[int, str | None], None], policy: str, expected: set[str]
+    alice: User,
+    limited: Callable[[int, str | None], None],
+    policy: str,
+    expected: set[str],
 ) -> None:
-    alice = User.objects.create_user("alice", password=PASSWORD)
     limited(LIMIT, policy)
     outcomes: list[str] = []
     for _ in range(4):

@@ -23,17 +23,21 @@ from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_sessionkit.backends import cached_db
 from django_sessionkit.conf import conf
 from django_sessionkit.keys import hash_key, new_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.policy import Policy, deadlines
 from django_sessionkit.signals import session_expired
 from tests import policies, urls_middleware
-from tests.helpers import acaptured_queries
+from tests.helpers import PASSWORD, acaptured_queries
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_middleware")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.urls("tests.urls_middleware"),
+    pytest.mark.usefixtures("engine"),
+]
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
@@ -83,16 +87,6 @@ CORRUPTIONS: dict[str, Callable[[datetime], dict[str, Any]]] = {
 
 
 @pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
-
-
-@pytest.fixture
-def root() -> User:
-    return User.objects.create_user("root", password=PASSWORD, is_staff=True)
-
-
-@pytest.fixture
 def expired() -> Iterator[list[dict[str, Any]]]:
     """The keyword arguments of every ``session_expired`` sent."""
     received: list[dict[str, Any]] = []
@@ -116,6 +110,23 @@ def settings_policy(*, remember: bool = False) -> Policy:
             conf.REMEMBER_ME_IDLE_TIMEOUT, conf.REMEMBER_ME_ABSOLUTE_TIMEOUT, None
         )
     return Policy(conf.IDLE_TIMEOUT, conf.ABSOLUTE_TIMEOUT, None)
+
+
+def forget_cached_entries() -> None:
+    """Drop the cached store's entries of every session row (tombstones stay).
+
+    The tests move time by rewriting rows, and an entry written before would
+    still say the old times; without it the store reads the rewritten row, as
+    once the entry's time has run out or Redis has evicted it. The database
+    store has no entries.
+    """
+    if settings.SESSION_ENGINE != "django_sessionkit.backends.cached_db":
+        return
+    key_hashes = Session.objects.values_list("key_hash", flat=True)
+    cached_db.session_cache().delete_many([cached_db.entry_key(h) for h in key_hashes])
+
+
+aforget_cached_entries = sync_to_async(forget_cached_entries)
 
 
 def aged(
@@ -148,6 +159,7 @@ def aged(
         **columns,
     }
     Session.objects.filter(pk=record.pk).update(**values)
+    forget_cached_entries()
     return Session.objects.get(pk=record.pk)
 
 
@@ -386,6 +398,7 @@ def test_absolute_counts_from_sign_in_not_session_creation(alice: User) -> None:
     Session.objects.filter(pk=anonymous.pk).update(
         created_at=timezone.now() - ABSOLUTE - HOUR
     )
+    forget_cached_entries()
     record = sign_in(client)
     assert record.pk == anonymous.pk
     assert record.authenticated_at is not None
@@ -466,6 +479,7 @@ def test_unreadable_timestamp_is_never_served(
             f'UPDATE "sessionkit_session" SET "{column}" = %s WHERE "id" = %s',  # noqa: S608
             [value, record.pk],
         )
+    forget_cached_entries()
     for _ in range(2):
         response = client.get("/peek/", headers=JSON)
         served = response.status_code == 200 and response.json()["user"] == "alice"
@@ -691,7 +705,13 @@ def test_timeouts_given_in_seconds(
 
 # -- Activity, at most once per resolution -----------------------------------------
 
+#: The tests that count the session SELECTs of a request: the database store's
+#: cost. The cached store's (a hit costs none) is tested in
+#: tests/test_backends_cached_db.py.
+counts_database_reads = pytest.mark.parametrize("engine", ["db"], indirect=True)
 
+
+@counts_database_reads
 @pytest.mark.parametrize("path", ["/nothing/", "/peek/"])
 def test_read_only_request_within_resolution_reads_once_writes_nothing(
     alice: User, path: str
@@ -709,6 +729,7 @@ def test_read_only_request_within_resolution_reads_once_writes_nothing(
     assert deadline_columns(fresh) == deadline_columns(record)
 
 
+@counts_database_reads
 @pytest.mark.parametrize("path", ["/anothing/", "/nothing/", "/peek/"])
 async def test_read_only_request_within_resolution_reads_once_writes_nothing_async(
     alice: User, path: str
@@ -726,6 +747,7 @@ async def test_read_only_request_within_resolution_reads_once_writes_nothing_asy
     assert deadline_columns(fresh) == deadline_columns(record)
 
 
+@counts_database_reads
 @pytest.mark.parametrize("path", ["/nothing/", "/peek/"])
 def test_activity_after_resolution_one_update(alice: User, path: str) -> None:
     client = Client()
@@ -746,6 +768,7 @@ def test_activity_after_resolution_one_update(alice: User, path: str) -> None:
     assert not no_store(response)
 
 
+@counts_database_reads
 @pytest.mark.parametrize("path", ["/anothing/", "/nothing/"])
 async def test_activity_after_resolution_one_update_async(
     alice: User, path: str
@@ -833,6 +856,7 @@ PASSIVE_PATHS = ["/passive/", "/apassive/", "/poll/updates/", "/sessions/status/
 PASSIVE_IDS = ["decorated_sync", "decorated_async", "url_regex", "status"]
 
 
+@counts_database_reads
 @override_settings(**PASSIVE_URLS)
 @pytest.mark.parametrize("path", PASSIVE_PATHS, ids=PASSIVE_IDS)
 def test_passive_request_never_extends_sync(alice: User, path: str) -> None:
@@ -851,6 +875,7 @@ def test_passive_request_never_extends_sync(alice: User, path: str) -> None:
     )
 
 
+@counts_database_reads
 @override_settings(**PASSIVE_URLS)
 @pytest.mark.parametrize("path", PASSIVE_PATHS, ids=PASSIVE_IDS)
 async def test_passive_request_never_extends_async(alice: User, path: str) -> None:
@@ -1125,10 +1150,12 @@ STAFF_ABSOLUTE = policies.STAFF_ABSOLUTE_TIMEOUT
 
 
 @override_settings(**STRICT)
-def test_custom_policy_sets_staff_deadlines_at_sign_in(alice: User, root: User) -> None:
-    staff = sign_in(Client(), username="root")
-    assert staff.absolute_expire_date == staff.authenticated_at + STAFF_ABSOLUTE
-    assert staff.expire_date == staff.last_seen_at + STAFF_IDLE
+def test_custom_policy_sets_staff_deadlines_at_sign_in(
+    alice: User, staff: User
+) -> None:
+    record = sign_in(Client(), username="staff")
+    assert record.absolute_expire_date == record.authenticated_at + STAFF_ABSOLUTE
+    assert record.expire_date == record.last_seen_at + STAFF_IDLE
     member = sign_in(Client())
     assert member.absolute_expire_date == member.authenticated_at + ABSOLUTE
     assert member.expire_date == member.last_seen_at + IDLE
@@ -1140,10 +1167,10 @@ def test_custom_policy_sets_staff_deadlines_at_sign_in(alice: User, root: User) 
     ("offset", "expires"), [BOUNDARY[0], BOUNDARY[2]], ids=["before", "after"]
 )
 def test_custom_policy_staff_limits_sync(
-    alice: User, root: User, timeout: str, offset: timedelta, expires: bool
+    alice: User, staff: User, timeout: str, offset: timedelta, expires: bool
 ) -> None:
     client = Client()
-    record = sign_in(client, username="root")
+    record = sign_in(client, username="staff")
     strict = Policy(STAFF_IDLE, STAFF_ABSOLUTE, None)
     ages = limit_ages(timeout, offset, idle=STAFF_IDLE, absolute=STAFF_ABSOLUTE)
     aged(record, policy=strict, **ages)
@@ -1151,7 +1178,7 @@ def test_custom_policy_staff_limits_sync(
     if expires:
         assert expired_json(response) == timeout
     else:
-        assert user_of(response) == "root"
+        assert user_of(response) == "staff"
 
 
 @override_settings(**STRICT)
@@ -1160,10 +1187,10 @@ def test_custom_policy_staff_limits_sync(
     ("offset", "expires"), [BOUNDARY[0], BOUNDARY[2]], ids=["before", "after"]
 )
 async def test_custom_policy_staff_limits_async(
-    alice: User, root: User, timeout: str, offset: timedelta, expires: bool
+    alice: User, staff: User, timeout: str, offset: timedelta, expires: bool
 ) -> None:
     client = AsyncClient()
-    record = await asign_in(client, username="root")
+    record = await asign_in(client, username="staff")
     strict = Policy(STAFF_IDLE, STAFF_ABSOLUTE, None)
     ages = limit_ages(timeout, offset, idle=STAFF_IDLE, absolute=STAFF_ABSOLUTE)
     await aaged(record, policy=strict, **ages)
@@ -1171,11 +1198,11 @@ async def test_custom_policy_staff_limits_async(
     if expires:
         assert expired_json(response) == timeout
     else:
-        assert user_of(response) == "root"
+        assert user_of(response) == "staff"
 
 
 @override_settings(**STRICT)
-def test_custom_policy_leaves_others_on_settings(alice: User, root: User) -> None:
+def test_custom_policy_leaves_others_on_settings(alice: User, staff: User) -> None:
     client = Client()
     aged(sign_in(client), idle=STAFF_IDLE + MINUTE, signed_in=STAFF_ABSOLUTE + HOUR)
     assert user_of(client.get("/peek/")) == "alice"
@@ -1637,9 +1664,11 @@ def stale_key_of(client: Client) -> str:
     old = key_of(client)
     past = timezone.now() - 16 * MINUTE
     Session.objects.update(rotated_at=past, authenticated_at=past)
+    forget_cached_entries()
     assert user_of(client.get("/peek/")) == "alice"
     assert key_of(client) != old
     Session.objects.update(rotated_at=timezone.now() - 2 * MINUTE)
+    forget_cached_entries()
     return old
 
 
@@ -1647,9 +1676,11 @@ async def astale_key_of(client: AsyncClient) -> str:
     old = key_of(client)
     past = timezone.now() - 16 * MINUTE
     await Session.objects.aupdate(rotated_at=past, authenticated_at=past)
+    await aforget_cached_entries()
     assert user_of(await client.get("/peek/")) == "alice"
     assert key_of(client) != old
     await Session.objects.aupdate(rotated_at=timezone.now() - 2 * MINUTE)
+    await aforget_cached_entries()
     return old
 
 

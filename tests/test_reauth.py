@@ -29,6 +29,7 @@ from django_sessionkit.reauth import REAUTH_KEY, recent_auth_required
 from django_sessionkit.signals import session_anomaly
 from tests import urls_reauth
 from tests.helpers import (
+    PASSWORD,
     captured,
     carrying,
     events,
@@ -40,7 +41,6 @@ from tests.helpers import (
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_reauth")]
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 REAUTH_URL = "/sessions/reauthenticate/"
 LOGIN_URL = "/accounts/login/"
@@ -59,9 +59,14 @@ DEFAULT_VIEWS = ["/sensitive/", "/asensitive/"]
 FIVE_MINUTE_VIEWS = ["/sensitive-five/", "/asensitive-five/"]
 
 
+#: Bob's password here is his own: alice's session must refuse it.
+BOBS_PASSWORD = "bobs password"
+
+
 @pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
+def bob_with_own_password(db: None) -> User:
+    """Bob, with a password other than the shared users' ``PASSWORD``."""
+    return User.objects.create_user("bob", password=BOBS_PASSWORD)
 
 
 # -- Helpers ---------------------------------------------------------------------------
@@ -583,11 +588,12 @@ def test_reauthenticate_wrong_password_changes_nothing(alice: User) -> None:
     assert failure["credentials"]["password"] != "wrong password"
 
 
-def test_reauthenticate_other_users_password_refused(alice: User) -> None:
-    User.objects.create_user("bob", password="bobs password")
+def test_reauthenticate_other_users_password_refused(
+    alice: User, bob_with_own_password: User
+) -> None:
     client = Client()
     sign_in(client)
-    response = reauthenticate(client, "bobs password")
+    response = reauthenticate(client, BOBS_PASSWORD)
     assert response.status_code == 200
     assert WRONG_PASSWORD_TEXT in response.content.decode()
     assert stored_reauth(client) is None
@@ -800,15 +806,16 @@ def test_reauthenticate_failures_limit_per_user_other_session(alice: User) -> No
     assert stored_reauth(owner) is None
 
 
-def test_reauthenticate_failures_other_user_not_limited(alice: User) -> None:
-    User.objects.create_user("bob", password="bobs password")
+def test_reauthenticate_failures_other_user_not_limited(
+    alice: User, bob_with_own_password: User
+) -> None:
     client = Client()
     sign_in(client)
     fail(client, 5)
     bob = Client()
-    response = bob.post("/login/", {"username": "bob", "password": "bobs password"})
+    response = bob.post("/login/", {"username": "bob", "password": BOBS_PASSWORD})
     assert response.status_code == 200
-    response = reauthenticate(bob, "bobs password")
+    response = reauthenticate(bob, BOBS_PASSWORD)
     assert response.status_code == 302
 
 
@@ -937,13 +944,12 @@ def test_reauthenticate_right_password_leaves_no_failure(alice: User) -> None:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("atomic", [False, True], ids=["autocommit", "atomic"])
 def test_reauthenticate_parallel_failures_bounded(
-    atomic: bool, monkeypatch: pytest.MonkeyPatch
+    alice: User, atomic: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Attempts racing each other cannot pass the limit together, also with
     ATOMIC_REQUESTS (whose transactions would hide each attempt's row)."""
     settings_dict = connections["default"].settings_dict
     monkeypatch.setitem(settings_dict, "ATOMIC_REQUESTS", atomic)
-    alice = User.objects.create_user("alice", password=PASSWORD)
     clients = [Client() for _ in range(12)]
     for client in clients:
         sign_in(client)

@@ -16,24 +16,13 @@ from django_sessionkit import receivers
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Device, Session, SessionEvent
 from django_sessionkit.signals import session_revoked, session_rotated
-from tests.helpers import captured, carrying, events, set_cookie, user_of
+from tests.helpers import PASSWORD, captured, carrying, events, set_cookie, user_of
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse"
 NEW_PASSWORD = "battery staple"
 COOKIE = settings.SESSION_COOKIE_NAME
 Kind = SessionEvent.Kind
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
-
-
-@pytest.fixture
-def bob() -> User:
-    return User.objects.create_user("bob", password=PASSWORD)
 
 
 def sign_in(client: Client, path: str = "/login/", username: str = "alice") -> str:

@@ -37,11 +37,10 @@ from django_sessionkit.revocation import (
     revoke_user_sessions,
 )
 from tests import urls
-from tests.helpers import postgresql_only
+from tests.helpers import PASSWORD, postgresql_only
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("engine")]
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 PAYLOAD = ("session_id", "user", "reason", "by", "request")
 
@@ -84,21 +83,6 @@ urlpatterns = [
 
 
 # -- Helpers ------------------------------------------------------------------
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
-
-
-@pytest.fixture
-def bob() -> User:
-    return User.objects.create_user("bob", password=PASSWORD)
-
-
-@pytest.fixture
-def root() -> User:
-    return User.objects.create_superuser("root", password=PASSWORD)
 
 
 def listen(signal: Signal) -> Iterator[list[dict[str, Any]]]:
@@ -417,9 +401,8 @@ def test_request_in_flight_cannot_save_revoked_session(
 
 @pytest.mark.urls("tests.test_revocation")
 async def test_async_request_in_flight_cannot_save_revoked_session(
-    revoked: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+    alice: User, revoked: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    await User.objects.acreate_user("alice", password=PASSWORD)  # type: ignore[attr-defined]
     client, session = await asign_in("alice")
     caplog.set_level(logging.WARNING, logger="django.request")
     response = await client.get("/arevoke-own/")
@@ -435,9 +418,8 @@ async def test_async_request_in_flight_cannot_save_revoked_session(
 
 
 async def test_arevoke_session_ends_session_of_async_client(
-    revoked: list[dict[str, Any]],
+    alice: User, revoked: list[dict[str, Any]]
 ) -> None:
-    alice = await User.objects.acreate_user("alice", password=PASSWORD)  # type: ignore[attr-defined]
     client, session = await asign_in("alice")
     other, _ = await asign_in("alice")
     assert await arevoke_session(session, reason="lost phone", by=alice) is True
@@ -500,9 +482,8 @@ def test_expire_session_with_request_records_its_address(
 
 
 async def test_aexpire_session_of_record_loaded_async(
-    expired: list[dict[str, Any]],
+    alice: User, expired: list[dict[str, Any]]
 ) -> None:
-    alice = await User.objects.acreate_user("alice", password=PASSWORD)  # type: ignore[attr-defined]
     client, _ = await asign_in("alice")
     session = await Session.objects.aget(session_key=client.cookies[COOKIE].value)
     assert await aexpire_session(session, reason="absolute") is True

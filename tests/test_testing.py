@@ -21,11 +21,6 @@ pytestmark = pytest.mark.django_db
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password="correct horse")
-
-
 def test_force_login_then_request_signed_in(alice: User, engine: str) -> None:
     client = Client()
     client.force_login(alice)
