@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from django_sessionkit import reauth
-from django_sessionkit import views as idle_warning
+from django_sessionkit import idle_warning, reauth
 from django_sessionkit.sessions_page import export, views
 
 app_name = "sessionkit"
 
 urlpatterns = [
+    # The idle warning's script.
     path("keep-alive/", idle_warning.keep_alive, name="keep_alive"),
     path("status/", idle_warning.status, name="status"),
     path("reauthenticate/", reauth.reauthenticate, name="reauthenticate"),
