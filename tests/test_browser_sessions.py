@@ -20,7 +20,7 @@ from django.contrib.auth.models import User
 
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Device, Session
-from django_sessionkit.pages import device_label
+from django_sessionkit.sessions_page.data import device_label
 from tests.browser import LiveServer, Tab, chromium, new_context, open_tab
 from tests.test_browser import assert_clean, sign_in
 from tests.test_demo import (  # noqa: F401 - fixtures

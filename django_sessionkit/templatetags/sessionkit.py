@@ -1,94 +1,25 @@
 """Template tags of django-sessionkit: ``{% load sessionkit %}``.
 
 ``{% sessionkit_idle_warning %}`` renders the idle warning of
-``django_sessionkit/idle_warning.html`` with its script and stylesheet (no
+:mod:`django_sessionkit.idle_warning` with its script and stylesheet (no
 inline script or style, so it works under a strict Content-Security-Policy);
 ``{% sessionkit_deadlines as deadlines %}`` gives a template the session's
-deadlines. Both are thin wrappers over the functions here.
+deadlines (:func:`django_sessionkit.http.session_deadlines`). Both are thin
+wrappers: the behaviour lives in those functions.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
 from django import template
-from django.conf import settings
-from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, QueryDict
-from django.middleware.csrf import get_token
-from django.shortcuts import resolve_url
-from django.template.loader import render_to_string
-from django.urls import reverse
-from django.utils import timezone
+from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from django_sessionkit import policy
-from django_sessionkit.conf import conf
-from django_sessionkit.http import session_deadlines, utc_iso
+from django_sessionkit.http import session_deadlines
+from django_sessionkit.idle_warning import render_idle_warning
 
 register = template.Library()
-
-IDLE_WARNING_TEMPLATE = "django_sessionkit/idle_warning.html"
-
-
-def _iso(value: datetime | None) -> str:
-    return utc_iso(value) or ""
-
-
-def login_url(request: HttpRequest) -> str:
-    """``LOGIN_URL`` with ``?next=`` set to the page of ``request``."""
-    parts = urlsplit(resolve_url(settings.LOGIN_URL))
-    query = QueryDict(parts.query, mutable=True)
-    query[REDIRECT_FIELD_NAME] = request.get_full_path()
-    return urlunsplit(parts._replace(query=query.urlencode(safe="/")))
-
-
-def csrf_header_name() -> str:
-    """The HTTP header of ``CSRF_HEADER_NAME`` as a browser sends it."""
-    name = settings.CSRF_HEADER_NAME.removeprefix("HTTP_")
-    return "-".join(word.capitalize() for word in name.split("_"))
-
-
-def idle_warning_context(
-    request: HttpRequest, *, logout_url: str | None = None
-) -> dict[str, Any] | None:
-    """The context of the idle warning for ``request``.
-
-    ``None`` when no warning applies: an anonymous request, a request the
-    middleware did not see, a session without deadlines, or
-    ``SESSIONKIT_IDLE_WARNING = None``. ``logout_url`` (a URL or URL name)
-    adds a "Sign out" button that posts there.
-    """
-    warn_before = conf.IDLE_WARNING
-    if warn_before is None:
-        return None
-    deadlines = session_deadlines(request)
-    if deadlines is None or deadlines.earliest is None:
-        return None
-    now = timezone.now()
-    return {
-        "now": _iso(now),
-        "idle_deadline": _iso(deadlines.idle),
-        "absolute_deadline": _iso(deadlines.absolute),
-        "warn_before": f"{warn_before.total_seconds():g}",
-        "keep_alive_url": reverse("sessionkit:keep_alive"),
-        "status_url": reverse("sessionkit:status"),
-        "login_url": login_url(request),
-        "csrf_token": get_token(request),
-        "csrf_header": csrf_header_name(),
-        "logout_url": resolve_url(logout_url) if logout_url else "",
-    }
-
-
-def render_idle_warning(request: HttpRequest, *, logout_url: str | None = None) -> str:
-    """The HTML of the idle warning for ``request``, or "" when none applies."""
-    context = idle_warning_context(request, logout_url=logout_url)
-    if context is None:
-        return SafeString("")
-    return render_to_string(IDLE_WARNING_TEMPLATE, context)
 
 
 def _request(context: template.Context, tag: str) -> HttpRequest:

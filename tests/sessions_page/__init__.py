@@ -1,0 +1,1 @@
+"""Tests of ``django_sessionkit.sessions_page``, one module per module."""
