@@ -8,6 +8,6 @@
 - :mod:`~django_sessionkit.sessions_page.export`: the download of everything
   stored about the user's devices, sessions and events.
 
-The URLs are in :mod:`django_sessionkit.urls`; the template is
+The URLs are in ``django_sessionkit.urls``; the template is
 ``django_sessionkit/sessions.html``.
 """
