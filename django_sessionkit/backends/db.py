@@ -545,35 +545,44 @@ class SessionStore(SessionBase):
 
     # -- Hooks for a store that caches rows (backends/cached_db.py) ----------
 
-    def _stored(
+    def row_written(
         self,
         values: dict[str, Any] | None,
         *,
         replaced: str | None = None,
         complete: bool = True,
     ) -> None:
-        """Called after each successful write of the row.
+        """Called after each successful write of the row by this store (save,
+        touch, rotation, key change), once the database has accepted it.
 
         ``values`` are the columns the write set (``None``: the row was
-        inserted whole, as ``_record``); ``replaced`` is the key hash the
-        write took away; ``complete`` is false when this request does not
-        know the whole row after the write.
+        inserted whole); ``replaced`` is the key hash the write took away
+        (a rotation or key change); ``complete`` is false when this request
+        does not know the whole row after the write. Does nothing here: a
+        store that keeps copies of rows (``caches_rows``) overrides it to
+        bring its copy up to date and to purge ``replaced``. It must not
+        raise for a failure of its copy: the write has happened.
         """
 
-    async def _astored(
+    async def arow_written(
         self,
         values: dict[str, Any] | None,
         *,
         replaced: str | None = None,
         complete: bool = True,
     ) -> None:
-        """Async twin of :meth:`_stored`."""
+        """Async twin of :meth:`row_written`, awaited by the async methods."""
 
-    def _removed(self, key_hash: str) -> None:
-        """Called after the row of ``key_hash`` was deleted by this store."""
+    def row_removed(self, key_hash: str) -> None:
+        """Called after this store deleted the row of ``key_hash`` (``delete()``,
+        and so ``flush()`` and logout).
 
-    async def _aremoved(self, key_hash: str) -> None:
-        """Async twin of :meth:`_removed`."""
+        Does nothing here: a store that keeps copies of rows overrides it to
+        purge its copy, so the deleted session is never served again.
+        """
+
+    async def arow_removed(self, key_hash: str) -> None:
+        """Async twin of :meth:`row_removed`, awaited by ``adelete()``."""
 
     @classmethod
     def ending(cls, key_hashes: list[str]) -> None:
@@ -758,7 +767,7 @@ class SessionStore(SessionBase):
                     raise UpdateError from None
                 raise
             self._inserted(record)
-            self._stored(None)
+            self.row_written(None)
             return
         complete = True
         if self._rotation_pending:
@@ -766,7 +775,7 @@ class SessionStore(SessionBase):
             rows, new, values = self._interval_update(data)
             assert old is not None
             if self._rotated(self._rekey(rows, values, old, data), new):
-                self._stored(values, replaced=hash_key(old))
+                self.row_written(values, replaced=hash_key(old))
                 # Only the request whose UPDATE rotated records it.
                 if self._record is not None:
                     emit(Kind.ROTATE, [Subject.of(self._record)], reason="interval")
@@ -783,7 +792,7 @@ class SessionStore(SessionBase):
                 return
             raise UpdateError
         self._written()
-        self._stored(row_values, complete=complete)
+        self.row_written(row_values, complete=complete)
 
     def touch(self) -> bool:
         """Write activity and deadlines only; return whether the row still exists."""
@@ -791,7 +800,7 @@ class SessionStore(SessionBase):
         values = self._touch_values()
         if rows is None or not rows.update(**values):
             return False
-        self._stored(values)
+        self.row_written(values)
         return True
 
     def delete(self, session_key: str | None = None) -> None:
@@ -803,7 +812,7 @@ class SessionStore(SessionBase):
         if rows is not None:
             key_hash = hash_key(session_key)
             self._remove(rows, key_hash)
-            self._removed(key_hash)
+            self.row_removed(key_hash)
         if session_key == self._session_key:
             self._has_row = False
             self._record = None
@@ -823,7 +832,7 @@ class SessionStore(SessionBase):
             and old is not None
             and self._rotated(self._rekey(rows, values, old, data), new)
         ):
-            self._stored(values, replaced=hash_key(old))
+            self.row_written(values, replaced=hash_key(old))
             return
         self._row_gone()
         self.create()
@@ -895,7 +904,7 @@ class SessionStore(SessionBase):
                     raise UpdateError from None
                 raise
             self._inserted(record)
-            await self._astored(None)
+            await self.arow_written(None)
             return
         complete = True
         if self._rotation_pending:
@@ -903,7 +912,7 @@ class SessionStore(SessionBase):
             rows, new, values = self._interval_update(data)
             assert old is not None
             if self._rotated(await self._arekey(rows, values, old, data), new):
-                await self._astored(values, replaced=hash_key(old))
+                await self.arow_written(values, replaced=hash_key(old))
                 if self._record is not None:
                     subject = await Subject.aof(self._record)
                     await aemit(Kind.ROTATE, [subject], reason="interval")
@@ -920,7 +929,7 @@ class SessionStore(SessionBase):
                 return
             raise UpdateError
         self._written()
-        await self._astored(row_values, complete=complete)
+        await self.arow_written(row_values, complete=complete)
 
     async def atouch(self) -> bool:
         """Async twin of :meth:`touch`."""
@@ -928,7 +937,7 @@ class SessionStore(SessionBase):
         values = self._touch_values()
         if rows is None or not await rows.aupdate(**values):
             return False
-        await self._astored(values)
+        await self.arow_written(values)
         return True
 
     @shielded
@@ -941,7 +950,7 @@ class SessionStore(SessionBase):
         if rows is not None:
             key_hash = hash_key(session_key)
             await self._aremove(rows, key_hash)
-            await self._aremoved(key_hash)
+            await self.arow_removed(key_hash)
         if session_key == self._session_key:
             self._has_row = False
             self._record = None
@@ -962,7 +971,7 @@ class SessionStore(SessionBase):
             and old is not None
             and self._rotated(await self._arekey(rows, values, old, data), new)
         ):
-            await self._astored(values, replaced=hash_key(old))
+            await self.arow_written(values, replaced=hash_key(old))
             return
         self._row_gone()
         await self.acreate()
