@@ -29,7 +29,7 @@ from django.test.utils import CaptureQueriesContext
 from django_redis.pool import ConnectionFactory
 
 from django_sessionkit.backends.cache_entry import GONE, entry_key
-from django_sessionkit.checks import check_session_cache
+from django_sessionkit.checks.cache import check_session_cache
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session
 from django_sessionkit.revocation import revoke_session

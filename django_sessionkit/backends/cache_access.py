@@ -1,10 +1,12 @@
-"""How the cached store talks to its cache.
+"""How the cached store talks to its cache, and what a cache configuration is.
 
 Two strategies keep tombstones safe from later writes: :class:`Guarded` for
 django-redis clients that reach one primary (one key per session, writes
 through a compare-and-set script), :class:`Plain` for every other Django
 cache (the tombstone also under a key of its own). :func:`access` picks one
-for a live cache object.
+for a live cache object; the system checks ask the same questions of a
+``CACHES`` entry (:func:`config_reaches_primary`, :func:`reads_replicas`),
+so the rules about django-redis clients are written once, here.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import BaseCache, caches
+from django.utils.module_loading import import_string
 
 from django_sessionkit.backends.cache_entry import (
     GONE,
@@ -26,6 +30,9 @@ from django_sessionkit.backends.cache_entry import (
 )
 from django_sessionkit.conf import conf
 
+#: The client django-redis uses without ``OPTIONS["CLIENT_CLASS"]``.
+_DEFAULT_CLIENT = "django_redis.client.DefaultClient"
+
 
 def session_cache() -> BaseCache:
     """Return the cache named by ``SESSION_CACHE_ALIAS``: the one every
@@ -33,7 +40,19 @@ def session_cache() -> BaseCache:
     return caches[settings.SESSION_CACHE_ALIAS]
 
 
-# -- Which caches take compare-and-set writes ---------------------------------
+# -- What a cache is: one set of rules for cache objects and CACHES entries ---
+
+
+def _class_at(path: object) -> type | None:
+    # A setting that cannot be imported is the checks' to report, never an
+    # exception here.
+    if not isinstance(path, str):
+        return None
+    try:
+        found = import_string(path)
+    except Exception:  # any failure to import means "not that class"
+        return None
+    return found if isinstance(found, type) else None
 
 
 def _is_subclass(value: object, base: type) -> bool:
@@ -78,6 +97,64 @@ def cache_reaches_primary(cache: BaseCache) -> bool:
         type(cache),
         type(cache.client),  # type: ignore[attr-defined]
     )
+
+
+def backend_of(config: dict[str, Any]) -> type | None:
+    """Return the class a ``CACHES`` entry's ``BACKEND`` names, or ``None``."""
+    return _class_at(config.get("BACKEND"))
+
+
+def config_reaches_primary(config: dict[str, Any]) -> bool:
+    """Apply :func:`reaches_primary` to a ``CACHES`` entry, for the checks."""
+    options = config.get("OPTIONS") or {}
+    client = _class_at(options.get("CLIENT_CLASS") or _DEFAULT_CLIENT)
+    return reaches_primary(backend_of(config), client)
+
+
+def locations(config: dict[str, Any]) -> list[str]:
+    """Return the server URLs of a ``CACHES`` entry, in order.
+
+    Django and django-redis both accept a list or one comma-separated string;
+    the first is the one written to.
+    """
+    location = config.get("LOCATION", [])
+    if isinstance(location, str):
+        return [part for part in location.split(",") if part.strip()] or [location]
+    return list(location)
+
+
+# What redis-py reads as false in a URL's query (``is_master=0``).
+_FALSE = {"0", "F", "FALSE", "N", "NO"}
+
+
+def _names_replica(location: str, options: dict[str, Any]) -> bool:
+    # SentinelConnectionFactory connects to a replica for ``is_master=0`` in
+    # the URL or ``is_master: False`` in the pool's keyword arguments; every
+    # client then reads that replica, whatever else it does.
+    values = parse_qs(urlparse(location).query).get("is_master", [])
+    pool = options.get("CONNECTION_POOL_KWARGS") or {}
+    return any(v.upper() in _FALSE for v in values) or pool.get("is_master") is False
+
+
+def reads_replicas(config: dict[str, Any]) -> bool:
+    """Return whether the store, on the cache ``config`` describes, may read a replica.
+
+    A replica that has not yet seen a tombstone would still serve the
+    session it ended: reads of validity must go to the primary.
+    """
+    options = config.get("OPTIONS") or {}
+    found = locations(config)
+    if any(_names_replica(location, options) for location in found):
+        return True  # a replica's own address: every client reads it
+    if config_reaches_primary(config):
+        return False
+    if len(found) < 2:
+        return False
+    # django-redis' shard client spreads keys over its LOCATIONs, each a
+    # primary; other clients and caches read the others as replicas.
+    from django_redis.client import ShardClient
+
+    return not _is_subclass(_class_at(options.get("CLIENT_CLASS")), ShardClient)
 
 
 # -- Two ways to keep tombstones safe from later writes --------------------
