@@ -16,7 +16,7 @@ from __future__ import annotations
 from django.test import override_settings
 from sessions_tests import tests as django_tests
 
-from django_sessionkit.backends import cached_db
+from django_sessionkit.backends import cache_health, cached_db
 from django_sessionkit.backends.db import SessionStore
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session
@@ -94,7 +94,7 @@ class CacheDBSessionTests(django_tests.CacheDBSessionTests):
         # it reads the cache again. Django's failing-cache tests fail the
         # cache on purpose; start every test with a cache in good standing so
         # that ``test_exists_searches_cache_first`` sees the cache answer.
-        cached_db.health.suspect = False
+        cache_health.health.suspect = False
         super().setUp()
 
 

@@ -19,7 +19,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_redis.pool import ConnectionFactory
 
-from django_sessionkit.backends import cached_db
+from django_sessionkit.backends import cache_health
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import SessionEvent
 
@@ -172,9 +172,9 @@ def _reset_cache_trust(url: str) -> None:
     # django-redis keeps one connection pool per URL for the whole process:
     # drop any an earlier test made, so that this test's OPTIONS apply.
     ConnectionFactory._pools.pop(url, None)
-    cached_db.health.suspect = False
-    cached_db.health.retry_at = 0.0
-    cached_db.health.sweep_at = 0.0
+    cache_health.health.suspect = False
+    cache_health.health.retry_at = 0.0
+    cache_health.health.sweep_at = 0.0
 
 
 @contextmanager

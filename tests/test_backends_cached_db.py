@@ -3,11 +3,12 @@
 Every test runs the store against a real Redis (``cached_engine``) and the
 test database; requests go through the real middleware stack, synchronously
 (``Client``) and asynchronously (``AsyncClient``). Races are made
-deterministic by a store (this module's ``SessionStore``) that runs a hook
-between the database read of a cache miss and the refill of the cache, and by
-``pre_delete`` receivers that act between a revocation's read of the keys and
-its delete. Round trips are counted on the client (``CountingConnection``),
-commands on the server (``INFO commandstats``).
+deterministic by a store (this module's ``SessionStore``) that acts in the
+store's ``refilling()`` hook, between the database read of a cache miss and
+the refill of the cache, and by ``pre_delete`` receivers that act between a
+revocation's read of the keys and its delete. Round trips are counted on
+the client (``CountingConnection``), commands on the server (``INFO
+commandstats``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ from django.test import AsyncClient, Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_sessionkit.backends import cached_db
+from django_sessionkit.backends import (
+    cache_access,
+    cache_entry,
+    cache_health,
+    cached_db,
+)
 from django_sessionkit.keys import hash_key, new_key, successor
 from django_sessionkit.lifecycle import rotate_at_save
 from django_sessionkit.models import CachePurge, Session, SessionEvent
@@ -51,6 +57,7 @@ from django_sessionkit.revocation import (
     revoke_user_sessions,
 )
 from tests.helpers import (
+    PASSWORD,
     CountingConnection,
     acaptured_queries,
     cached_engine_on,
@@ -65,7 +72,7 @@ from tests.servers import RedisProcess
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cached_engine")]
 
-#: The two ways the store keeps tombstones (``cached_db.access``): django-redis
+#: The two ways the store keeps tombstones (``cache_access.access``): django-redis
 #: (one key per session, compare-and-set writes) and Django's own Redis cache
 #: (a tombstone key of its own beside the entry).
 CACHE_BACKENDS = ["django-redis", "django"]
@@ -93,7 +100,7 @@ def cached_engine(
 
 def guarded() -> bool:
     """Whether the session cache takes compare-and-set writes (django-redis)."""
-    return isinstance(cached_db.access(session_cache()), cached_db.Guarded)
+    return isinstance(cache_access.access(session_cache()), cache_access.Guarded)
 
 
 plain_only = pytest.mark.usefixtures("plain_cache")
@@ -110,7 +117,6 @@ def django_redis_only() -> None:
         pytest.skip("django-redis only")
 
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 Kind = SessionEvent.Kind
 JSON = {"Accept": "application/json"}
@@ -131,28 +137,62 @@ JSON_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 class SessionStore(cached_db.SessionStore):
     """The cached store, selected with ``SESSION_ENGINE = __name__`` (``racing``).
 
-    ``between`` runs once, in ``_refill``: after ``load()`` read the row from
-    the database, before it writes the cache. ``abetween`` is its twin for
-    ``aload()``; ``_refill`` runs inside the event loop there, where the ORM
-    may not be called, so it runs just before the refill's ``aadd`` instead.
+    ``between`` runs once, in ``refilling()``: after ``load()`` read the row
+    from the database, before it writes the cache. ``abetween`` is its twin,
+    awaited in ``arefilling()`` by ``aload()``. ``calls`` notes every hook
+    call. Its class name is the cached store's, so that both read the data
+    each other signed.
     """
 
     between: ClassVar[Callable[[Session], None] | None] = None
     abetween: ClassVar[Callable[[Session], Awaitable[None]] | None] = None
 
-    def _refill(
-        self, key_hash: str, observed: float, data: dict[str, Any]
-    ) -> tuple[str, Any, float] | None:
-        hook, SessionStore.between = SessionStore.between, None
-        if hook is not None and self._record is not None:
-            hook(self._record)
-        return super()._refill(key_hash, observed, data)
+    def __init__(self, session_key: str | None = None) -> None:
+        #: Every call of the store's hooks, in order (see "Hooks" below).
+        self.calls: list[tuple[Any, ...]] = []
+        super().__init__(session_key)
 
-    async def _aadd(self, key: str, entry: Any, timeout: float) -> None:
+    def refilling(self, record: Session) -> None:
+        self.calls.append(("refilling", record.key_hash))
+        hook, SessionStore.between = SessionStore.between, None
+        if hook is not None:
+            hook(record)
+        super().refilling(record)
+
+    async def arefilling(self, record: Session) -> None:
+        self.calls.append(("arefilling", record.key_hash))
         hook, SessionStore.abetween = SessionStore.abetween, None
-        if hook is not None and self._record is not None:
-            await hook(self._record)
-        await super()._aadd(key, entry, timeout)
+        if hook is not None:
+            await hook(record)
+        await super().arefilling(record)
+
+    def row_written(
+        self,
+        values: dict[str, Any] | None,
+        *,
+        replaced: str | None = None,
+        complete: bool = True,
+    ) -> None:
+        self.calls.append(("row_written", replaced, complete))
+        super().row_written(values, replaced=replaced, complete=complete)
+
+    async def arow_written(
+        self,
+        values: dict[str, Any] | None,
+        *,
+        replaced: str | None = None,
+        complete: bool = True,
+    ) -> None:
+        self.calls.append(("arow_written", replaced, complete))
+        await super().arow_written(values, replaced=replaced, complete=complete)
+
+    def row_removed(self, key_hash: str) -> None:
+        self.calls.append(("row_removed", key_hash))
+        super().row_removed(key_hash)
+
+    async def arow_removed(self, key_hash: str) -> None:
+        self.calls.append(("arow_removed", key_hash))
+        await super().arow_removed(key_hash)
 
 
 @pytest.fixture
@@ -180,16 +220,6 @@ class ReplicaRouter:
 def on_cached_engine(cached_engine: str) -> str:
     """Every test here runs on the cached store, on the private Redis."""
     return cached_engine
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
-
-
-@pytest.fixture
-def bob() -> User:
-    return User.objects.create_user("bob", password=PASSWORD)
 
 
 @pytest.fixture
@@ -254,43 +284,43 @@ arow_of = sync_to_async(row_of)
 
 def entry_of(key: str) -> Any:
     """What the cache holds under the entry key of ``key`` (None: nothing)."""
-    return session_cache().get(cached_db.entry_key(hash_key(key)))
+    return session_cache().get(cache_entry.entry_key(hash_key(key)))
 
 
 def cached_row(key: str) -> Session | None:
     """The row the cache would serve for ``key``, if its entry is an entry."""
-    hit = cached_db.unpack(entry_of(key), DEFAULT_DB_ALIAS)
+    hit = cache_entry.unpack(entry_of(key), DEFAULT_DB_ALIAS)
     return hit[0] if hit is not None else None
 
 
 def cached_data(key: str) -> dict[str, Any] | None:
     """The session data the cache would serve for ``key``."""
-    hit = cached_db.unpack(entry_of(key), DEFAULT_DB_ALIAS)
+    hit = cache_entry.unpack(entry_of(key), DEFAULT_DB_ALIAS)
     return hit[1] if hit is not None else None
 
 
 def tombstoned(key: str) -> bool:
     """Whether ``key`` has a tombstone: its entry overwritten, and (for caches
     without compare-and-set) the tombstone key written."""
-    if entry_of(key) != cached_db.GONE:
+    if entry_of(key) != cache_entry.GONE:
         return False
     if guarded():
         return True
-    mark = session_cache().get(cached_db.tombstone_key(hash_key(key)))
-    return bool(mark == cached_db.GONE)
+    mark = session_cache().get(cache_entry.tombstone_key(hash_key(key)))
+    return bool(mark == cache_entry.GONE)
 
 
 def put_entry(record: Session, **columns: Any) -> None:
     """Write ``record`` (with ``columns`` changed) as its entry, kept for 10 min."""
-    values = {**cached_db.row_values(record), **columns}
-    entry = cached_db.pack(values, record.get_decoded(), Session)
-    session_cache().set(cached_db.entry_key(values["key_hash"]), entry, 600)
+    values = {**cache_entry.row_values(record), **columns}
+    entry = cache_entry.pack(values, record.get_decoded(), Session)
+    session_cache().set(cache_entry.entry_key(values["key_hash"]), entry, 600)
 
 
 def drop_entries(server: redis.Redis) -> None:
     """Remove every entry (tombstones stay), as when their time runs out."""
     for name in server.scan_iter(match="*sessionkit:s:*"):
-        if server.get(name) != str(cached_db.GONE).encode():
+        if server.get(name) != str(cache_entry.GONE).encode():
             server.delete(name)
 
 
@@ -441,8 +471,8 @@ def test_cache_miss_reads_database_once_and_refills(
     assert refilled is not None
     # The entry holds every column, and the data decoded instead of signed.
     row = row_of(key)
-    assert cached_db.row_values(refilled) == {
-        **cached_db.row_values(row),
+    assert cache_entry.row_values(refilled) == {
+        **cache_entry.row_values(row),
         "session_data": "",
     }
     assert cached_data(key) == row.get_decoded()
@@ -465,7 +495,7 @@ def test_redis_holds_key_hashes_never_keys(
     client.get("/put/?colour=blue")
     assert client.get("/peek/").json()["data"]["colour"] == "blue"
     names = list(server.scan_iter(count=1000))
-    assert redis_name(cached_db.entry_key(hash_key(key))).encode() in names
+    assert redis_name(cache_entry.entry_key(hash_key(key))).encode() in names
     # Signing in gave the anonymous session a new key: its old one is ended.
     assert tombstoned(anonymous)
     for name in names:
@@ -486,7 +516,7 @@ def test_entry_ttl_within_remaining_lifetime(
     row = row_of(key)
     assert row.expire_date <= timezone.now() + 90 * SECOND
     remaining = (row.expire_date - timezone.now()).total_seconds() * 1000
-    ttl = server.pttl(redis_name(cached_db.entry_key(hash_key(key))))
+    ttl = server.pttl(redis_name(cache_entry.entry_key(hash_key(key))))
     assert 0 < ttl <= remaining
 
 
@@ -496,12 +526,12 @@ def test_entry_ttl_within_cache_max_age(
     settings.SESSIONKIT_CACHE_MAX_AGE = 20
     key = sign_in(client)
     assert user_of(client.get("/peek/")) == "alice"
-    ttl = server.pttl(redis_name(cached_db.entry_key(hash_key(key))))
+    ttl = server.pttl(redis_name(cache_entry.entry_key(hash_key(key))))
     assert 0 < ttl <= 20_000
     # A refill after a miss is bounded the same way.
     drop_entries(server)
     assert user_of(client.get("/peek/")) == "alice"
-    ttl = server.pttl(redis_name(cached_db.entry_key(hash_key(key))))
+    ttl = server.pttl(redis_name(cache_entry.entry_key(hash_key(key))))
     assert 0 < ttl <= 20_000
 
 
@@ -511,9 +541,9 @@ def test_tombstone_outlives_every_entry(
     key = sign_in(client)
     client.post("/logout/")
     assert tombstoned(key)
-    names = [cached_db.entry_key(hash_key(key))]
+    names = [cache_entry.entry_key(hash_key(key))]
     if not guarded():
-        names.append(cached_db.tombstone_key(hash_key(key)))
+        names.append(cache_entry.tombstone_key(hash_key(key)))
     for name in names:
         assert server.pttl(redis_name(name)) > 5 * 60 * 1000  # CACHE_MAX_AGE
 
@@ -709,7 +739,7 @@ def test_refill_landing_after_tombstone_is_never_served(
     def revoke_then_lose_entry(record: Session) -> None:
         revoke_session(record, reason="test")
         # The tombstone's entry half is lost (evicted): the late refill writes.
-        server.delete(redis_name(cached_db.entry_key(record.key_hash)))
+        server.delete(redis_name(cache_entry.entry_key(record.key_hash)))
 
     racing.between = revoke_then_lose_entry
     assert user_of(client.get("/peek/")) == "alice"
@@ -756,7 +786,7 @@ async def test_revoke_between_miss_and_refill_is_final_async(
             # Lose the entry half of the tombstone: the late aadd then
             # writes, and the tombstone key alone keeps the session ended.
             await sync_to_async(server.delete)(
-                redis_name(cached_db.entry_key(record.key_hash))
+                redis_name(cache_entry.entry_key(record.key_hash))
             )
 
     racing.abetween = arevoke
@@ -807,14 +837,14 @@ class WriteThenRevoke(cached_db.SessionStore):
     """A store whose database write succeeds, then the session is revoked
     (row deleted, key tombstoned), then the store writes the cache."""
 
-    def _stored(self, values: Any, **kwargs: Any) -> None:
+    def row_written(self, values: Any, **kwargs: Any) -> None:
         revoke_session(row_of_hash(hash_key(str(self.session_key))), reason="test")
-        super()._stored(values, **kwargs)
+        super().row_written(values, **kwargs)
 
-    async def _astored(self, values: Any, **kwargs: Any) -> None:
+    async def arow_written(self, values: Any, **kwargs: Any) -> None:
         record = await Session.objects.aget(key_hash=hash_key(str(self.session_key)))
         assert await arevoke_session(record, reason="test")
-        await super()._astored(values, **kwargs)
+        await super().arow_written(values, **kwargs)
 
 
 def row_of_hash(key_hash: str) -> Session:
@@ -830,7 +860,7 @@ def test_write_landing_after_revoke_never_serves_session(alice: User) -> None:
     assert not Session.objects.exists()
     # django-redis: the compare-and-set left the tombstone in place. Django's
     # cache: the entry was replaced, and the tombstone key still ends it.
-    assert (entry_of(key) == cached_db.GONE) is guarded()
+    assert (entry_of(key) == cache_entry.GONE) is guarded()
     response = carrying(key).get("/peek/")
     assert response.json() == {"user": "", "data": {}}
     assert store_of(response).from_cache is False
@@ -844,7 +874,7 @@ async def test_awrite_landing_after_arevoke_never_serves_session(alice: User) ->
     await store.asave()
     assert not await Session.objects.aexists()
     entry = await sync_to_async(entry_of)(key)
-    assert (entry == cached_db.GONE) is await sync_to_async(guarded)()
+    assert (entry == cache_entry.GONE) is await sync_to_async(guarded)()
     response = await acarrying(key).get("/peek/")
     assert response.json() == {"user": "", "data": {}}
     assert store_of(response).from_cache is False
@@ -855,24 +885,24 @@ def test_compare_and_set_keeps_tombstone_and_replaces_entries(
 ) -> None:
     django_redis_only()
     key = sign_in(Client())
-    access = cached_db.access(session_cache())
+    access = cache_access.access(session_cache())
     record = row_of(key)
-    entry = cached_db.pack(cached_db.row_values(record), {"a": 1})
+    entry = cache_entry.pack(cache_entry.row_values(record), {"a": 1})
     # An entry is replaced, then dropped, by a write after a database write.
     access.put(record.key_hash, entry, 60)
     assert cached_data(key) == {"a": 1}
-    assert 0 < server.pttl(redis_name(cached_db.entry_key(record.key_hash))) <= 60_000
+    assert 0 < server.pttl(redis_name(cache_entry.entry_key(record.key_hash))) <= 60_000
     access.put(record.key_hash, None, 60)
     assert entry_of(key) is None
     # A tombstone is neither replaced nor dropped.
-    cached_db.write_tombstones(session_cache(), [record.key_hash])
+    cache_access.write_tombstones(session_cache(), [record.key_hash])
     reset_counts(server)
     access.put(record.key_hash, entry, 60)
     access.put(record.key_hash, None, 60)
     assert CountingConnection.round_trips == 2
     # The script's own GET ran; its SET and DEL did not.
     assert commands_run(server) == ["EVALSHA", "EVALSHA", "GET", "GET"]
-    assert entry_of(key) == cached_db.GONE
+    assert entry_of(key) == cache_entry.GONE
 
 
 def test_several_locations_only_the_first_is_read(
@@ -910,8 +940,8 @@ def test_several_locations_only_the_first_is_read(
 def test_access_object_goes_with_its_cache_object() -> None:
     # Django makes a cache object per thread (and per task under ASGI).
     cache = caches.create_connection(settings.SESSION_CACHE_ALIAS)
-    found = cached_db.access(cache)
-    assert cached_db.access(cache) is found
+    found = cache_access.access(cache)
+    assert cache_access.access(cache) is found
     gone = weakref.ref(cache)
     del cache, found
     gc.collect()
@@ -925,13 +955,13 @@ def test_entry_lifetime_counts_from_database_write_across_a_slow_sweep(
     settings.SESSIONKIT_CACHE_MAX_AGE = 1
     store = cached_db.SessionStore(key)
     assert store.get(SESSION_KEY) == str(alice.pk)
-    sweep = cached_db.usable
+    sweep = cache_health.usable
 
     def slow_sweep() -> bool:
         time.sleep(1.1)  # a backlog of pending purges, say
         return sweep()
 
-    monkeypatch.setattr(cached_db, "usable", slow_sweep)
+    monkeypatch.setattr(cache_health, "usable", slow_sweep)
     store["late"] = "write"
     store.save()
     # The database wrote the row more than CACHE_MAX_AGE ago: no entry.
@@ -1014,8 +1044,7 @@ async def test_async_write_finding_row_gone_tombstones_key(
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
-def test_revoke_locks_out_racing_rotation(cached_engine: str) -> None:
-    User.objects.create_user("alice", password=PASSWORD)
+def test_revoke_locks_out_racing_rotation(cached_engine: str, alice: User) -> None:
     key = sign_in(Client())
     row = row_of(key)
     outcome: list[object] = []
@@ -1055,11 +1084,12 @@ def test_revoke_locks_out_racing_rotation(cached_engine: str) -> None:
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
-async def test_arevoke_locks_out_racing_rotation(cached_engine: str) -> None:
+async def test_arevoke_locks_out_racing_rotation(
+    cached_engine: str, alice: User
+) -> None:
     # The async revocation runs its read of the keys, the delete and the
     # events in one transaction too: a rotation on another connection waits
     # for it, then finds no row.
-    await User.objects.acreate_user("alice", password=PASSWORD)
     key = await asign_in(AsyncClient())
     row = await arow_of(key)
     outcome: list[object] = []
@@ -1428,7 +1458,7 @@ def test_unknown_key_again_costs_no_sql(server: redis.Redis) -> None:
     # marked with a set-if-absent.
     assert len(session_sql(queries)) == 1
     assert commands_run(server) == sorted([read_command(), "SET"])
-    assert entry_of(key) == cached_db.MISS
+    assert entry_of(key) == cache_entry.MISS
     reset_counts(server)
     with CaptureQueriesContext(connection) as queries:
         response = carrying(key).get("/peek/")
@@ -1455,13 +1485,13 @@ async def test_unknown_key_again_costs_no_sql_async(server: redis.Redis) -> None
 def test_miss_marker_lives_seconds_only(server: redis.Redis, settings: Any) -> None:
     key = new_key()
     carrying(key).get("/peek/")
-    ttl = server.pttl(redis_name(cached_db.entry_key(hash_key(key))))
-    assert 0 < ttl <= cached_db.MISS_TIMEOUT.total_seconds() * 1000
+    ttl = server.pttl(redis_name(cache_entry.entry_key(hash_key(key))))
+    assert 0 < ttl <= cache_entry.MISS_TIMEOUT.total_seconds() * 1000
     # Never longer than an entry may live.
     settings.SESSIONKIT_CACHE_MAX_AGE = 2
     other = new_key()
     carrying(other).get("/peek/")
-    assert 0 < server.pttl(redis_name(cached_db.entry_key(hash_key(other)))) <= 2000
+    assert 0 < server.pttl(redis_name(cache_entry.entry_key(hash_key(other)))) <= 2000
 
 
 def test_miss_marker_never_replaces_tombstone(client: Client, alice: User) -> None:
@@ -1476,12 +1506,12 @@ def test_miss_marker_never_replaces_tombstone(client: Client, alice: User) -> No
 def test_session_created_with_key_whose_miss_was_cached_is_served_at_once() -> None:
     key = new_key()
     assert carrying(key).get("/peek/").json()["data"] == {}
-    assert entry_of(key) == cached_db.MISS
+    assert entry_of(key) == cache_entry.MISS
     # The row is written under that very key by a store that never loaded
     # it (a test helper, say). Rows written outside the store, as
     # sessionkit_import's bulk_create(), are not covered: see docs/store.rst.
     cached_db.SessionStore(key).save(must_create=True)
-    assert entry_of(key) != cached_db.MISS
+    assert entry_of(key) != cache_entry.MISS
     assert carrying(key).get("/put/?colour=blue").status_code == 200
     response = carrying(key).get("/peek/")
     assert response.json()["data"] == {"colour": "blue"}
@@ -1505,7 +1535,7 @@ def test_rotation_to_key_whose_miss_was_cached_is_served_at_once(alice: User) ->
     new = successor(key)
     # The successor presented before the rotation: a miss, marked.
     assert user_of(carrying(new).get("/peek/")) == ""
-    assert entry_of(new) == cached_db.MISS
+    assert entry_of(new) == cache_entry.MISS
     store = cached_db.SessionStore(key)
     store.load()
     rotate_at_save(store)
@@ -1537,7 +1567,7 @@ def test_write_replaces_miss_marker(client: Client, alice: User, write: str) -> 
     # A marker lands on the live key (from a request that read the database
     # before the row had this key) after this store read it: its write
     # replaces the marker.
-    session_cache().set(cached_db.entry_key(hash_key(key)), cached_db.MISS, 5)
+    session_cache().set(cache_entry.entry_key(hash_key(key)), cache_entry.MISS, 5)
     if write == "save":
         store["colour"] = "blue"
         store.save()
@@ -1561,12 +1591,12 @@ def test_miss_marker_landing_before_refill_hides_nothing(
     def late_marker(record: Session) -> None:
         # A request that found no row for this key before it existed marks
         # the miss only now, between this one's database read and refill.
-        session_cache().set(cached_db.entry_key(record.key_hash), cached_db.MISS, 5)
+        session_cache().set(cache_entry.entry_key(record.key_hash), cache_entry.MISS, 5)
 
     racing.between = late_marker
     assert user_of(client.get("/peek/")) == "alice"
     assert racing.between is None
-    assert entry_of(key) != cached_db.MISS
+    assert entry_of(key) != cache_entry.MISS
     for _ in range(2):
         assert user_of(carrying(key).get("/peek/")) == "alice"
 
@@ -1580,13 +1610,13 @@ async def test_miss_marker_landing_before_refill_hides_nothing_async(
 
     async def late_marker(record: Session) -> None:
         await session_cache().aset(
-            cached_db.entry_key(record.key_hash), cached_db.MISS, 5
+            cache_entry.entry_key(record.key_hash), cache_entry.MISS, 5
         )
 
     racing.abetween = late_marker
     assert user_of(await client.get("/peek/")) == "alice"
     assert racing.abetween is None
-    assert await sync_to_async(entry_of)(key) != cached_db.MISS
+    assert await sync_to_async(entry_of)(key) != cache_entry.MISS
     for _ in range(2):
         assert user_of(await acarrying(key).get("/peek/")) == "alice"
 
@@ -1734,7 +1764,7 @@ def test_json_serializer_entries_survive(
     settings.CACHES = {**settings.CACHES, "sessions": config}
     key = sign_in(client)
     client.get("/put/?colour=blue")
-    raw = server.get(redis_name(cached_db.entry_key(hash_key(key))))
+    raw = server.get(redis_name(cache_entry.entry_key(hash_key(key))))
     assert isinstance(raw, bytes) and raw.startswith(b"[")  # JSON: a list
     assert isinstance(entry_of(key), list)
     response = carrying(key).get("/peek/")
@@ -1744,3 +1774,67 @@ def test_json_serializer_entries_survive(
     client.post("/logout/")
     assert tombstoned(key)
     assert user_of(carrying(key).get("/peek/")) == ""
+
+
+# -- Hooks a subclass may override (this module's SessionStore notes them) -------------
+
+
+def test_refilling_called_on_miss_only(alice: User, server: redis.Redis) -> None:
+    key = sign_in(Client())
+    drop_entries(server)
+    missed = SessionStore(key)
+    assert missed.load()[SESSION_KEY] == str(alice.pk)
+    assert missed.calls == [("refilling", hash_key(key))]
+    assert cached_row(key) is not None
+    hit = SessionStore(key)
+    assert hit.load()[SESSION_KEY] == str(alice.pk)
+    assert hit.from_cache is True
+    assert hit.calls == []
+
+
+async def test_arefilling_called_on_miss_only(alice: User, server: redis.Redis) -> None:
+    key = await asign_in(AsyncClient())
+    await sync_to_async(drop_entries)(server)
+    missed = SessionStore(key)
+    assert (await missed.aload())[SESSION_KEY] == str(alice.pk)
+    assert missed.calls == [("arefilling", hash_key(key))]
+    hit = SessionStore(key)
+    assert (await hit.aload())[SESSION_KEY] == str(alice.pk)
+    assert hit.from_cache is True
+    assert hit.calls == []
+
+
+def test_refilling_not_called_without_a_row() -> None:
+    store = SessionStore(new_key())
+    assert store.load() == {}
+    assert store.calls == []
+
+
+def test_row_hooks_called_after_each_database_write(alice: User) -> None:
+    key = sign_in(Client())
+    store = SessionStore(key)
+    store["colour"] = "blue"
+    store.save()
+    assert store.calls == [("row_written", None, True)]
+    store.cycle_key()
+    assert store.calls[1:] == [("row_written", hash_key(key), True)]
+    new = store.session_key
+    assert new is not None and new != key
+    store.delete()
+    assert store.calls[2:] == [("row_removed", hash_key(new))]
+    assert tombstoned(new)
+
+
+async def test_arow_hooks_called_after_each_database_write(alice: User) -> None:
+    key = await asign_in(AsyncClient())
+    store = SessionStore(key)
+    await store.aset("colour", "blue")
+    await store.asave()
+    assert store.calls == [("arow_written", None, True)]
+    await store.acycle_key()
+    assert store.calls[1:] == [("arow_written", hash_key(key), True)]
+    new = store.session_key
+    assert new is not None and new != key
+    await store.adelete()
+    assert store.calls[2:] == [("arow_removed", hash_key(new))]
+    assert await sync_to_async(tombstoned)(new)

@@ -25,16 +25,15 @@ from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
-from django_sessionkit.backends import cached_db
+from django_sessionkit.backends import cache_entry, cache_health, cached_db
 from django_sessionkit.conf import conf
 from django_sessionkit.models import CachePurge, Session, SessionEvent
 from django_sessionkit.revocation import arevoke_session, revoke_session
-from tests.helpers import Key, cached_engine_on, user_of
+from tests.helpers import PASSWORD, Key, cached_engine_on, user_of
 from tests.servers import RedisProcess
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 JSON = {"Accept": "application/json"}
 OUTAGES = ["killed", "paused"]
@@ -89,7 +88,7 @@ class FlakyRedis:
         time.sleep(0.2)  # let the resumed server run what it had buffered
         client = self.raw()
         for key, value in entries.items():
-            client.set(stored_key(cached_db.entry_key(key.hash)), value, ex=300)
+            client.set(stored_key(cache_entry.entry_key(key.hash)), value, ex=300)
 
     def stop(self) -> None:
         for server in self.servers:
@@ -141,15 +140,15 @@ def from_cache(response: HttpResponseBase) -> bool:
 
 def cached_entry(server: FlakyRedis, key: Key) -> bytes:
     """The raw entry Redis holds for the session of ``key``; it must be there."""
-    value = server.raw().get(stored_key(cached_db.entry_key(key.hash)))
+    value = server.raw().get(stored_key(cache_entry.entry_key(key.hash)))
     assert isinstance(value, bytes), "the session was not cached"
     return value
 
 
 def has_tombstone(server: FlakyRedis, key: Key) -> bool:
     """Whether the entry of ``key`` is a tombstone (django-redis keeps it there)."""
-    value = server.raw().get(stored_key(cached_db.entry_key(key.hash)))
-    return value == str(cached_db.GONE).encode()
+    value = server.raw().get(stored_key(cache_entry.entry_key(key.hash)))
+    return value == str(cache_entry.GONE).encode()
 
 
 def pending(key: Key) -> bool:
@@ -204,7 +203,7 @@ def outage(server: FlakyRedis, kind: str) -> None:
 
 def trust_again() -> None:
     """Skip the ``RETRY_AFTER`` wait: the next cache use tries Redis again."""
-    cached_db.health.retry_at = 0.0
+    cache_health.health.retry_at = 0.0
 
 
 # -- A stream of requests through a crash --------------------------------------
@@ -243,7 +242,7 @@ def test_stream_survives_redis_killed_revoke_and_restart(
             assert pending(keys[REVOKED])
         if step == RESTART_AT:
             flaky.restart()
-            time.sleep(cached_db.RETRY_AFTER + 0.1)
+            time.sleep(cache_health.RETRY_AFTER + 0.1)
         who = step % len(names)
         client = clients[who]
         gone = who == REVOKED and step >= REVOKE_AT
@@ -295,9 +294,8 @@ def test_stream_survives_redis_killed_revoke_and_restart(
 # -- A partition: Redis keeps its (now stale) entries ----------------------------
 
 
+@pytest.mark.usefixtures("alice", "bob")
 def test_revoke_during_partition_stale_entry_not_revived(flaky: FlakyRedis) -> None:
-    user("alice")
-    user("bob")
     alice, bob = Client(), Client()
     alice_key = sign_in(alice, "alice")
     sign_in(bob, "bob")
@@ -331,12 +329,12 @@ def test_revoke_during_partition_stale_entry_not_revived(flaky: FlakyRedis) -> N
     assert user_of(alice.get("/peek/")) == ""
 
 
+@pytest.mark.usefixtures("alice")
 def test_revoke_during_partition_waits_for_retry_before_trusting(
     flaky: FlakyRedis,
 ) -> None:
     # Without skipping the wait: the process serves from the database for
     # RETRY_AFTER, then drains, then trusts the cache.
-    user("alice")
     alice = Client()
     key = sign_in(alice, "alice")
     stale = {key: cached_entry(flaky, key)}
@@ -346,7 +344,7 @@ def test_revoke_during_partition_waits_for_retry_before_trusting(
 
     alice.cookies[COOKIE] = key.raw
     assert user_of(alice.get("/peek/")) == ""
-    time.sleep(cached_db.RETRY_AFTER + 0.1)
+    time.sleep(cache_health.RETRY_AFTER + 0.1)
     alice.cookies[COOKIE] = key.raw
     assert user_of(alice.get("/peek/")) == ""
 
@@ -358,11 +356,11 @@ def test_revoke_during_partition_waits_for_retry_before_trusting(
 
 
 @pytest.mark.parametrize("kind", OUTAGES)
+@pytest.mark.usefixtures("alice")
 def test_signed_in_session_served_from_database_while_redis_down(
     flaky: FlakyRedis, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
     caplog.set_level(logging.WARNING, logger="django.contrib.sessions")
-    user("alice")
     client = Client()
     key = sign_in(client, "alice")
     assert from_cache(client.get("/peek/"))
@@ -400,9 +398,8 @@ def test_signed_in_session_served_from_database_while_redis_down(
 
 @pytest.mark.parametrize("kind", OUTAGES)
 def test_idle_timeout_ends_session_while_redis_down(
-    flaky: FlakyRedis, kind: str
+    flaky: FlakyRedis, kind: str, alice: User
 ) -> None:
-    alice = user("alice")
     client = Client()
     key = sign_in(client, "alice")
     pk = session_pk(key)
@@ -459,7 +456,7 @@ async def test_async_stream_survives_redis_killed_revoke_and_restart(
             assert await apending(keys[revoked])
         if step == restart_at:
             flaky.restart()
-            time.sleep(cached_db.RETRY_AFTER + 0.1)
+            time.sleep(cache_health.RETRY_AFTER + 0.1)
         who = step % len(names)
         client = clients[who]
         gone = who == revoked and step >= revoke_at
@@ -495,10 +492,10 @@ async def test_async_stream_survives_redis_killed_revoke_and_restart(
     assert (user_of(response), from_cache(response)) == ("reader", True)
 
 
+@pytest.mark.usefixtures("alice")
 async def test_async_revoke_during_partition_stale_entry_not_revived(
     flaky: FlakyRedis,
 ) -> None:
-    await User.objects.acreate_user("alice", password=PASSWORD)
     client = AsyncClient()
     key = await asign_in(client, "alice")
     assert from_cache(await client.get("/peek/"))
@@ -522,10 +519,10 @@ async def test_async_revoke_during_partition_stale_entry_not_revived(
 # -- clearsessions drains too -----------------------------------------------------
 
 
+@pytest.mark.usefixtures("alice")
 def test_clearsessions_drains_pending_purges_when_redis_back(
     flaky: FlakyRedis,
 ) -> None:
-    user("alice")
     client = Client()
     key = sign_in(client, "alice")
     flaky.kill()
@@ -533,33 +530,33 @@ def test_clearsessions_drains_pending_purges_when_redis_back(
     assert pending(key)
     # A clearsessions process of its own, while Redis is still down: the
     # pending purges are kept for later.
-    cached_db.health.suspect, cached_db.health.retry_at = True, 0.0
+    cache_health.health.suspect, cache_health.health.retry_at = True, 0.0
     call_command("clearsessions")
     assert pending(key)
 
     flaky.restart()
-    cached_db.health.suspect, cached_db.health.retry_at = True, 0.0
+    cache_health.health.suspect, cache_health.health.retry_at = True, 0.0
     call_command("clearsessions")
 
     assert not pending(key)
     assert has_tombstone(flaky, key)
-    assert cached_db.health.suspect is False
+    assert cache_health.health.suspect is False
 
 
+@pytest.mark.usefixtures("alice")
 async def test_aclear_expired_drains_pending_purges_when_redis_back(
     flaky: FlakyRedis,
 ) -> None:
-    await User.objects.acreate_user("alice", password=PASSWORD)
     client = AsyncClient()
     key = await asign_in(client, "alice")
     flaky.kill()
     assert await arevoke_session(await asession_pk(key), reason="test")
-    cached_db.health.suspect, cached_db.health.retry_at = True, 0.0
+    cache_health.health.suspect, cache_health.health.retry_at = True, 0.0
     await cached_db.SessionStore.aclear_expired()
     assert await apending(key)
 
     flaky.restart()
-    cached_db.health.suspect, cached_db.health.retry_at = True, 0.0
+    cache_health.health.suspect, cache_health.health.retry_at = True, 0.0
     await cached_db.SessionStore.aclear_expired()
 
     assert not await apending(key)

@@ -13,15 +13,12 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from django_sessionkit.backends import db
-from django_sessionkit.checks import (
-    check_location_resolver,
-    check_middleware,
-    check_policy_settings,
-    check_reauth_settings,
-    check_session_cookie,
-    check_session_engine,
-    check_settings,
-)
+from django_sessionkit.checks.cookies import check_session_cookie
+from django_sessionkit.checks.general import check_settings
+from django_sessionkit.checks.installation import check_middleware, check_session_engine
+from django_sessionkit.checks.location import check_location_resolver
+from django_sessionkit.checks.policy import check_policy_settings
+from django_sessionkit.checks.reauth import check_reauth_settings
 from django_sessionkit.conf import DURATION_SETTINGS
 from django_sessionkit.middleware import SessionKitMiddleware
 

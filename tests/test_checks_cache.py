@@ -11,13 +11,14 @@ import pytest
 from django.core import checks
 from django.core.cache import caches
 from django.test import override_settings
+from django_redis.cache import RedisCache
 
-from django_sessionkit.backends import cached_db
-from django_sessionkit.checks import (
+from django_sessionkit.backends import cache_access, cached_db
+from django_sessionkit.checks.cache import (
     check_session_cache,
     check_session_cache_timeouts,
-    check_session_engine,
 )
+from django_sessionkit.checks.installation import check_session_engine
 
 CACHED = "django_sessionkit.backends.cached_db"
 CACHE_IDS = {
@@ -38,6 +39,13 @@ REPLICA = "redis://10.0.0.2:6379/1"
 
 class SessionStore(cached_db.SessionStore):
     """A project's store built on the cached one: ``SESSION_ENGINE = __name__``."""
+
+
+class ProjectRedisCache(RedisCache):
+    """A project's cache built on django-redis': ``BACKEND = PROJECT_REDIS``."""
+
+
+PROJECT_REDIS = f"{__name__}.ProjectRedisCache"
 
 
 def ids(messages: Sequence[checks.CheckMessage]) -> list[str]:
@@ -214,6 +222,12 @@ def test_ignore_exceptions_of_another_cache_ok() -> None:
         assert check_session_cache() == []
 
 
+def test_ignore_exceptions_of_django_redis_subclass_errors() -> None:
+    cache = redis_cache(BACKEND=PROJECT_REDIS, OPTIONS={"IGNORE_EXCEPTIONS": True})
+    with cached(cache):
+        only(check_session_cache(), "sessionkit.E016")
+
+
 def test_ignore_exceptions_only_for_django_redis() -> None:
     cache = {
         "BACKEND": DJANGO_BUILTIN_REDIS,
@@ -302,6 +316,93 @@ def test_one_location_ok(cache: dict[str, Any]) -> None:
         assert check_session_cache() == []
 
 
+def test_django_redis_subclass_with_several_locations_ok() -> None:
+    # The store reads such a cache through the primary connection too.
+    cache = redis_cache(BACKEND=PROJECT_REDIS, LOCATION=[PRIMARY, REPLICA])
+    with cached(cache):
+        assert check_session_cache() == []
+
+
+# -- The checks and the store follow one set of rules ---------------------------------
+
+SENTINEL_OPTIONS = {
+    "CLIENT_CLASS": "django_redis.client.SentinelClient",
+    "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+    "SENTINELS": [("10.0.0.3", 26379)],
+}
+RULE_CASES: list[tuple[str, dict[str, Any], bool]] = [
+    ("django_redis", redis_cache(), True),
+    ("django_redis_list", redis_cache(LOCATION=[PRIMARY, REPLICA]), True),
+    ("subclass", redis_cache(BACKEND=PROJECT_REDIS), True),
+    (
+        "sentinel",
+        redis_cache(LOCATION="redis://mymaster/0", OPTIONS=SENTINEL_OPTIONS),
+        True,
+    ),
+    ("herd", redis_cache(OPTIONS={"CLIENT_CLASS": HERD_CLIENT}), False),
+    (
+        "shard",
+        redis_cache(
+            LOCATION=[PRIMARY, REPLICA],
+            OPTIONS={"CLIENT_CLASS": "django_redis.client.ShardClient"},
+        ),
+        False,
+    ),
+    ("django", {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": PRIMARY}, False),
+    ("locmem", {"BACKEND": LOCMEM}, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("cache", "primary"),
+    [(cache, primary) for _, cache, primary in RULE_CASES],
+    ids=[name for name, _, _ in RULE_CASES],
+)
+def test_checks_and_store_agree_on_primary_reads(
+    cache: dict[str, Any], primary: bool
+) -> None:
+    # The check reads CACHES; the store looks at the cache object Django
+    # makes from it (no connection is opened): same answer.
+    with cached(cache):
+        live = caches.create_connection("sessions")
+        assert cache_access.config_reaches_primary(cache) is primary
+        assert cache_access.cache_reaches_primary(live) is primary
+        guarded = isinstance(cache_access.access(live), cache_access.Guarded)
+        assert guarded is primary
+
+
+# -- E018, E019: waiting for replicas --------------------------------------------------
+
+
+@pytest.mark.parametrize("replicas", [-1, 1.5, "1", True, None])
+def test_cache_wait_replicas_not_a_whole_number_errors(replicas: Any) -> None:
+    with cached(SESSIONKIT_CACHE_WAIT_REPLICAS=replicas):
+        error = only(check_session_cache(), "sessionkit.E018")
+    assert error.level == checks.ERROR
+    assert "SESSIONKIT_CACHE_WAIT_REPLICAS" in error.msg
+    assert error.hint
+
+
+@pytest.mark.parametrize("backend", [DJANGO_REDIS, PROJECT_REDIS])
+def test_cache_wait_replicas_with_django_redis_ok(backend: str) -> None:
+    with cached(redis_cache(BACKEND=backend), SESSIONKIT_CACHE_WAIT_REPLICAS=1):
+        assert check_session_cache() == []
+
+
+def test_cache_wait_replicas_without_django_redis_errors() -> None:
+    cache = {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": PRIMARY}
+    with cached(cache, SESSIONKIT_CACHE_WAIT_REPLICAS=1):
+        error = only(check_session_cache(), "sessionkit.E019")
+    assert error.level == checks.ERROR
+    assert "django-redis" in error.msg
+
+
+def test_cache_wait_replicas_without_wait_timeout_errors() -> None:
+    with cached(SESSIONKIT_CACHE_WAIT_REPLICAS=2, SESSIONKIT_CACHE_WAIT_TIMEOUT=None):
+        error = only(check_session_cache(), "sessionkit.E019")
+    assert "SESSIONKIT_CACHE_WAIT_TIMEOUT" in error.msg
+
+
 # -- W002: process-local caches -------------------------------------------------------
 
 
@@ -385,6 +486,16 @@ TIMEOUT_CASES: list[tuple[str, dict[str, Any], bool]] = [
     (
         "django_url",
         {"BACKEND": DJANGO_BUILTIN_REDIS, "LOCATION": f"{PRIMARY}{QUERY}"},
+        False,
+    ),
+    (
+        "subclass_none",
+        redis_cache(BACKEND=PROJECT_REDIS, LOCATION=f"{PRIMARY[:-1]}10"),
+        True,
+    ),
+    (
+        "subclass_both",
+        redis_cache(BACKEND=PROJECT_REDIS, LOCATION=f"{PRIMARY[:-1]}11", OPTIONS=BOTH),
         False,
     ),
 ]

@@ -37,7 +37,7 @@ from django.core.cache.backends.base import default_key_func
 from django.db import connection
 from django.test import Client
 
-from django_sessionkit.backends import cached_db
+from django_sessionkit.backends import cache_entry, cache_health, cached_db
 from django_sessionkit.models import CachePurge, Session
 from tests.helpers import PASSWORD, Key, cached_engine_on, postgresql_only
 from tests.servers import free_port, stop_process
@@ -63,14 +63,14 @@ def server_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 
 def raw_entry(redis_url: str, key: Key) -> bytes | None:
-    name = default_key_func(cached_db.entry_key(key.hash), "", 1)
+    name = default_key_func(cache_entry.entry_key(key.hash), "", 1)
     value = redis.Redis.from_url(redis_url, socket_timeout=5).get(name)
     assert value is None or isinstance(value, bytes)
     return value
 
 
 def has_tombstone(redis_url: str, key: Key) -> bool:
-    return raw_entry(redis_url, key) == str(cached_db.GONE).encode()
+    return raw_entry(redis_url, key) == str(cache_entry.GONE).encode()
 
 
 def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
@@ -95,7 +95,7 @@ def signed_in_and_cached(client: Client, redis_url: str, user: User) -> Key:
     assert response.status_code == 200, response.content
     key = Key(client.cookies[COOKIE].value)
     assert client.get("/peek/").json()["user"] == name
-    assert raw_entry(redis_url, key) not in (None, str(cached_db.GONE).encode())
+    assert raw_entry(redis_url, key) not in (None, str(cache_entry.GONE).encode())
     return key
 
 
@@ -105,7 +105,7 @@ def served_by_another_process(redis_url: str, key: Key) -> bool:
     It sweeps before it trusts the cache (``SESSIONKIT_CACHE_SWEEP_INTERVAL``
     has passed for it), as any server does within that interval.
     """
-    cached_db.health.sweep_at = 0.0
+    cache_health.health.sweep_at = 0.0
     store = cached_db.SessionStore(key.raw)
     return bool(store.load())
 

@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import formats, timezone
 
 from django_sessionkit import devices
-from django_sessionkit.backends import cached_db
+from django_sessionkit.backends import cache_access, cache_entry
 from django_sessionkit.devices import new_token, parse_user_agent
 from django_sessionkit.events import Kind
 from django_sessionkit.keys import hash_key
@@ -616,7 +616,7 @@ def test_cached_entry_carries_device(alice: User, cached_engine: str) -> None:
     client = Client()
     sign_in(client)
     key = client.cookies[settings.SESSION_COOKIE_NAME].value
-    entry = cached_db.session_cache().get(cached_db.entry_key(hash_key(key)))
-    unpacked = cached_db.unpack(entry, "default")
+    entry = cache_access.session_cache().get(cache_entry.entry_key(hash_key(key)))
+    unpacked = cache_entry.unpack(entry, "default")
     assert unpacked is not None
     assert unpacked[0].device_id == Device.objects.get().pk

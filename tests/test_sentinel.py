@@ -28,17 +28,16 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_redis.pool import ConnectionFactory
 
-from django_sessionkit.backends.cached_db import GONE, entry_key
-from django_sessionkit.checks import check_session_cache
+from django_sessionkit.backends.cache_entry import GONE, entry_key
+from django_sessionkit.checks.cache import check_session_cache
 from django_sessionkit.keys import hash_key
 from django_sessionkit.models import Session
 from django_sessionkit.revocation import revoke_session
-from tests.helpers import cached_engine_on, carrying, user_of
+from tests.helpers import PASSWORD, cached_engine_on, carrying, user_of
 from tests.servers import INSTALL_HINT, RedisProcess, free_port
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 SERVICE = "mymaster"
 LOCATION = f"redis://{SERVICE}/0"
@@ -263,11 +262,6 @@ def sentinel_engine(settings: Any, replicated: Replicated) -> Iterator[Replicate
             yield replicated
     finally:
         forget_pools()
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password=PASSWORD)
 
 
 def sign_in(client: Client) -> tuple[str, str]:

@@ -30,18 +30,16 @@ from urllib.parse import urlencode
 import pytest
 import redis
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.core.cache.backends.base import default_key_func
 from django.db import connection
 
-from django_sessionkit.backends import cached_db
+from django_sessionkit.backends import cache_entry
 from django_sessionkit.models import CachePurge, Session, SessionEvent
-from tests.helpers import Key, postgresql_only
+from tests.helpers import PASSWORD, Key, postgresql_only
 from tests.servers import RedisProcess, free_port, stop_process
 
 pytestmark = [postgresql_only, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse"
 COOKIE = settings.SESSION_COOKIE_NAME
 ROOT = Path(__file__).resolve().parent.parent
 SERVE = (
@@ -237,8 +235,8 @@ class Cluster:
 
     def has_tombstone(self, key: Key) -> bool:
         # django-redis keeps the tombstone in the entry's own key.
-        name = default_key_func(cached_db.entry_key(key.hash), "", 1)
-        return self.raw().get(name) == str(cached_db.GONE).encode()
+        name = default_key_func(cache_entry.entry_key(key.hash), "", 1)
+        return self.raw().get(name) == str(cache_entry.GONE).encode()
 
     def manage(self, *args: str) -> str:
         """Run a management command in a process of its own; return its output."""
@@ -314,12 +312,12 @@ def start_cluster(
             server.stop()
 
 
+@pytest.mark.usefixtures("alice")
 def test_two_servers_share_sessions_and_revocation(
     start_cluster: Callable[..., Cluster],
 ) -> None:
     cluster = start_cluster()
     a, b = cluster.a, cluster.b
-    User.objects.create_user("alice", password=PASSWORD)
     browser = Browser()
     key = browser.sign_in(a, "alice")
 
@@ -362,6 +360,7 @@ def test_two_servers_share_sessions_and_revocation(
 INTERVAL, GRACE = 2.0, 2.0
 
 
+@pytest.mark.usefixtures("alice")
 def test_rotation_on_one_server_honoured_by_the_other(
     start_cluster: Callable[..., Cluster],
 ) -> None:
@@ -370,7 +369,6 @@ def test_rotation_on_one_server_honoured_by_the_other(
         SESSIONKIT_SERVERS_ROTATE_GRACE=str(GRACE),
     )
     a, b = cluster.a, cluster.b
-    User.objects.create_user("alice", password=PASSWORD)
     browser = Browser()
     old = browser.sign_in(a, "alice")
     signed_in = time.monotonic()
@@ -406,6 +404,7 @@ def test_rotation_on_one_server_honoured_by_the_other(
     assert not Session.objects.exists()
 
 
+@pytest.mark.usefixtures("alice")
 def test_revoke_through_server_cut_off_from_redis_is_final_on_the_other(
     start_cluster: Callable[..., Cluster],
 ) -> None:
@@ -416,7 +415,6 @@ def test_revoke_through_server_cut_off_from_redis_is_final_on_the_other(
     cluster = start_cluster(link_a=True, SESSIONKIT_SERVERS_SWEEP_INTERVAL="1")
     a, b, link = cluster.a, cluster.b, cluster.link_a
     assert link is not None
-    User.objects.create_user("alice", password=PASSWORD)
     browser = Browser()
     key = browser.sign_in(a, "alice")
     assert browser.whoami(b) == {"user": "alice", "data": {}, "from_cache": True}

@@ -555,35 +555,44 @@ class SessionStore(SessionBase):
 
     # -- Hooks for a store that caches rows (backends/cached_db.py) ----------
 
-    def _stored(
+    def row_written(
         self,
         values: dict[str, Any] | None,
         *,
         replaced: str | None = None,
         complete: bool = True,
     ) -> None:
-        """Called after each successful write of the row.
+        """Called after each successful write of the row by this store (save,
+        touch, rotation, key change), once the database has accepted it.
 
         ``values`` are the columns the write set (``None``: the row was
-        inserted whole, as ``_record``); ``replaced`` is the key hash the
-        write took away; ``complete`` is false when this request does not
-        know the whole row after the write.
+        inserted whole); ``replaced`` is the key hash the write took away
+        (a rotation or key change); ``complete`` is false when this request
+        does not know the whole row after the write. Does nothing here: a
+        store that keeps copies of rows (``caches_rows``) overrides it to
+        bring its copy up to date and to purge ``replaced``. It must not
+        raise for a failure of its copy: the write has happened.
         """
 
-    async def _astored(
+    async def arow_written(
         self,
         values: dict[str, Any] | None,
         *,
         replaced: str | None = None,
         complete: bool = True,
     ) -> None:
-        """Async twin of :meth:`_stored`."""
+        """Async twin of :meth:`row_written`, awaited by the async methods."""
 
-    def _removed(self, key_hash: str) -> None:
-        """Called after the row of ``key_hash`` was deleted by this store."""
+    def row_removed(self, key_hash: str) -> None:
+        """Called after this store deleted the row of ``key_hash`` (``delete()``,
+        and so ``flush()`` and logout).
 
-    async def _aremoved(self, key_hash: str) -> None:
-        """Async twin of :meth:`_removed`."""
+        Does nothing here: a store that keeps copies of rows overrides it to
+        purge its copy, so the deleted session is never served again.
+        """
+
+    async def arow_removed(self, key_hash: str) -> None:
+        """Async twin of :meth:`row_removed`, awaited by ``adelete()``."""
 
     @classmethod
     def ending(cls, key_hashes: list[str]) -> None:
@@ -773,7 +782,7 @@ class SessionStore(SessionBase):
                     raise UpdateError from None
                 raise
             self._inserted(record)
-            self._stored(None)
+            self.row_written(None)
             return
         complete = True
         if (listener := self._rotation) is not None:
@@ -781,7 +790,7 @@ class SessionStore(SessionBase):
             rows, new, values = self._interval_update(data)
             assert old is not None
             if self._rotated(self._rekey(rows, values, old, data), new):
-                self._stored(values, replaced=hash_key(old))
+                self.row_written(values, replaced=hash_key(old))
                 # Only the request whose UPDATE rotated records it.
                 if self._record is not None:
                     listener.rotated(self._record)
@@ -798,7 +807,7 @@ class SessionStore(SessionBase):
                 return
             raise UpdateError
         self._written()
-        self._stored(row_values, complete=complete)
+        self.row_written(row_values, complete=complete)
 
     def touch(self) -> bool:
         """Write activity and deadlines only; return whether the row still exists."""
@@ -806,7 +815,7 @@ class SessionStore(SessionBase):
         values = self._touch_values()
         if rows is None or not rows.update(**values):
             return False
-        self._stored(values)
+        self.row_written(values)
         return True
 
     def delete(self, session_key: str | None = None) -> None:
@@ -818,7 +827,7 @@ class SessionStore(SessionBase):
         if rows is not None:
             key_hash = hash_key(session_key)
             self._remove(rows, key_hash)
-            self._removed(key_hash)
+            self.row_removed(key_hash)
         if session_key == self._session_key:
             self._has_row = False
             self._record = None
@@ -838,7 +847,7 @@ class SessionStore(SessionBase):
             and old is not None
             and self._rotated(self._rekey(rows, values, old, data), new)
         ):
-            self._stored(values, replaced=hash_key(old))
+            self.row_written(values, replaced=hash_key(old))
             return
         self._row_gone()
         self.create()
@@ -910,7 +919,7 @@ class SessionStore(SessionBase):
                     raise UpdateError from None
                 raise
             self._inserted(record)
-            await self._astored(None)
+            await self.arow_written(None)
             return
         complete = True
         if (listener := self._rotation) is not None:
@@ -918,7 +927,7 @@ class SessionStore(SessionBase):
             rows, new, values = self._interval_update(data)
             assert old is not None
             if self._rotated(await self._arekey(rows, values, old, data), new):
-                await self._astored(values, replaced=hash_key(old))
+                await self.arow_written(values, replaced=hash_key(old))
                 if self._record is not None:
                     await listener.arotated(self._record)
                 return
@@ -934,7 +943,7 @@ class SessionStore(SessionBase):
                 return
             raise UpdateError
         self._written()
-        await self._astored(row_values, complete=complete)
+        await self.arow_written(row_values, complete=complete)
 
     async def atouch(self) -> bool:
         """Async twin of :meth:`touch`."""
@@ -942,7 +951,7 @@ class SessionStore(SessionBase):
         values = self._touch_values()
         if rows is None or not await rows.aupdate(**values):
             return False
-        await self._astored(values)
+        await self.arow_written(values)
         return True
 
     @shielded
@@ -955,7 +964,7 @@ class SessionStore(SessionBase):
         if rows is not None:
             key_hash = hash_key(session_key)
             await self._aremove(rows, key_hash)
-            await self._aremoved(key_hash)
+            await self.arow_removed(key_hash)
         if session_key == self._session_key:
             self._has_row = False
             self._record = None
@@ -976,7 +985,7 @@ class SessionStore(SessionBase):
             and old is not None
             and self._rotated(await self._arekey(rows, values, old, data), new)
         ):
-            await self._astored(values, replaced=hash_key(old))
+            await self.arow_written(values, replaced=hash_key(old))
             return
         self._row_gone()
         await self.acreate()
