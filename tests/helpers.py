@@ -20,8 +20,10 @@ from django.test.utils import CaptureQueriesContext
 from django_redis.pool import ConnectionFactory
 
 from django_sessionkit.backends import cache_health
+from django_sessionkit.backends.cache_access import session_cache
+from django_sessionkit.backends.cache_entry import entry_key
 from django_sessionkit.keys import hash_key
-from django_sessionkit.models import SessionEvent
+from django_sessionkit.models import Session, SessionEvent
 
 COOKIE = settings.SESSION_COOKIE_NAME
 #: The password of the users of ``tests/conftest.py`` (and of any a test makes).
@@ -227,3 +229,20 @@ async def acaptured_queries() -> AsyncIterator[CaptureQueriesContext]:
         yield queries
     finally:
         await sync_to_async(queries.__exit__)(None, None, None)
+
+
+def forget_cached_entries() -> None:
+    """Drop the cached store's entries of every session row (tombstones stay).
+
+    The tests move time by rewriting rows, and an entry written before would
+    still say the old times; without it the store reads the rewritten row, as
+    once the entry's time has run out or Redis has evicted it. The database
+    store has no entries.
+    """
+    if settings.SESSION_ENGINE != "django_sessionkit.backends.cached_db":
+        return
+    key_hashes = Session.objects.values_list("key_hash", flat=True)
+    session_cache().delete_many([entry_key(h) for h in key_hashes])
+
+
+aforget_cached_entries = sync_to_async(forget_cached_entries)

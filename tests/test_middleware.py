@@ -23,14 +23,18 @@ from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_sessionkit.backends import cached_db
 from django_sessionkit.conf import conf
 from django_sessionkit.keys import hash_key, new_key
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.policy import Policy, deadlines
 from django_sessionkit.signals import session_expired
 from tests import policies, urls_middleware
-from tests.helpers import PASSWORD, acaptured_queries
+from tests.helpers import (
+    PASSWORD,
+    acaptured_queries,
+    aforget_cached_entries,
+    forget_cached_entries,
+)
 
 pytestmark = [
     pytest.mark.django_db,
@@ -110,23 +114,6 @@ def settings_policy(*, remember: bool = False) -> Policy:
             conf.REMEMBER_ME_IDLE_TIMEOUT, conf.REMEMBER_ME_ABSOLUTE_TIMEOUT, None
         )
     return Policy(conf.IDLE_TIMEOUT, conf.ABSOLUTE_TIMEOUT, None)
-
-
-def forget_cached_entries() -> None:
-    """Drop the cached store's entries of every session row (tombstones stay).
-
-    The tests move time by rewriting rows, and an entry written before would
-    still say the old times; without it the store reads the rewritten row, as
-    once the entry's time has run out or Redis has evicted it. The database
-    store has no entries.
-    """
-    if settings.SESSION_ENGINE != "django_sessionkit.backends.cached_db":
-        return
-    key_hashes = Session.objects.values_list("key_hash", flat=True)
-    cached_db.session_cache().delete_many([cached_db.entry_key(h) for h in key_hashes])
-
-
-aforget_cached_entries = sync_to_async(forget_cached_entries)
 
 
 def aged(

@@ -8,21 +8,21 @@ from importlib import import_module
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
-from django_sessionkit.backends import cached_db
 from django_sessionkit.keys import hash_key, successor
 from django_sessionkit.models import Session, SessionEvent
 from django_sessionkit.signals import session_anomaly, session_revoked, session_rotated
 from tests.helpers import (
     PASSWORD,
+    aforget_cached_entries,
     captured,
     carrying,
     events,
+    forget_cached_entries,
     postgresql_only,
     set_cookie,
     together,
@@ -43,23 +43,6 @@ def sign_in(client: Client, path: str = "/login/") -> str:
 
 def sha256(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def forget_cached_entries() -> None:
-    """Drop the cached store's entries of every session row (tombstones stay).
-
-    The tests move time by rewriting rows, and an entry written before would
-    still say the old times; without it the store reads the rewritten row, as
-    once the entry's time has run out or Redis has evicted it. The database
-    store has no entries.
-    """
-    if settings.SESSION_ENGINE != "django_sessionkit.backends.cached_db":
-        return
-    key_hashes = Session.objects.values_list("key_hash", flat=True)
-    cached_db.session_cache().delete_many([cached_db.entry_key(h) for h in key_hashes])
-
-
-aforget_cached_entries = sync_to_async(forget_cached_entries)
 
 
 def push_back(ago: timedelta, *fields: str) -> None:
