@@ -221,7 +221,7 @@ class SessionStore(db.SessionStore):
     # -- Hooks --------------------------------------------------------------
 
     def refilling(self, record: Session) -> None:
-        """Called by :meth:`load` after a cache miss, once the database has
+        """Called by ``load()`` after a cache miss, once the database has
         returned ``record`` for the presented key and before the cache is
         refilled with it.
 
@@ -232,7 +232,7 @@ class SessionStore(db.SessionStore):
         """
 
     async def arefilling(self, record: Session) -> None:
-        """Async twin of :meth:`refilling`, awaited by :meth:`aload` instead of
+        """Async twin of :meth:`refilling`, awaited by ``aload()`` instead of
         it (so an override may use the async ORM)."""
 
     def row_written(
