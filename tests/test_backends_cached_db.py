@@ -517,7 +517,11 @@ def test_entry_ttl_within_remaining_lifetime(
     assert row.expire_date <= timezone.now() + 90 * SECOND
     remaining = (row.expire_date - timezone.now()).total_seconds() * 1000
     ttl = server.pttl(redis_name(cache_entry.entry_key(hash_key(key))))
-    assert 0 < ttl <= remaining
+    # Redis counts the TTL from when the SET arrives, the store from just
+    # before it sends it: on a loaded machine the entry may outlive the row's
+    # deadline by that latency (a hit checks the deadline itself). A second
+    # is far below the 5 minutes of CACHE_MAX_AGE this tells it apart from.
+    assert 0 < ttl <= remaining + 1000
 
 
 def test_entry_ttl_within_cache_max_age(
