@@ -36,7 +36,7 @@ conformance: $(VENV)/.installed-test
 	$(PY) conformance/run.py
 
 # Two gunicorn servers, a private Redis and PostgreSQL database, faults
-# (docs/security.rst, "Fault-and-load run"); CI runs `soak/run.py --short`.
+# (docs/topics/security.rst, "Fault-and-load run"); CI runs `soak/run.py --short`.
 soak: $(VENV)/.installed-test
 	$(PY) soak/run.py
 
@@ -59,7 +59,7 @@ bench: $(VENV)/.installed-test
 package-check: $(VENV)/.installed-dev
 	scripts/package-check $(PY)
 
-# The translation catalogues (docs/translations.rst): extract the strings of
+# The translation catalogues (docs/howto/translations.rst): extract the strings of
 # the code and templates into each language's django.po, then compile the
 # .mo files. Needs GNU gettext (msgfmt). check-messages (CI) fails when this
 # would change a catalogue; keep its makemessages options the same.

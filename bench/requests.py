@@ -10,7 +10,7 @@ absolute timeouts, activity every 60 s, rotation every 15 minutes):
     python bench/requests.py --postgres      # PostgreSQL from PG* variables
 
 Times are medians and 95th percentiles over ``--requests`` requests after a
-warm-up; the figures in docs/performance.rst come from this script.
+warm-up; the figures in docs/topics/performance.rst come from this script.
 """
 
 from __future__ import annotations

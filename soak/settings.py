@@ -25,7 +25,7 @@ INSTALLED_APPS = [
     "django_sessionkit",
 ]
 
-# As docs/installation.rst orders them: the policy middleware after
+# As docs/tutorial/installation.rst orders them: the policy middleware after
 # AuthenticationMiddleware and MessageMiddleware.
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1513,7 +1513,7 @@ def test_session_created_with_key_whose_miss_was_cached_is_served_at_once() -> N
     assert entry_of(key) == cache_entry.MISS
     # The row is written under that very key by a store that never loaded
     # it (a test helper, say). Rows written outside the store, as
-    # sessionkit_import's bulk_create(), are not covered: see docs/store.rst.
+    # sessionkit_import's bulk_create(), are not covered: see docs/topics/store.rst.
     cached_db.SessionStore(key).save(must_create=True)
     assert entry_of(key) != cache_entry.MISS
     assert carrying(key).get("/put/?colour=blue").status_code == 200

@@ -1,4 +1,4 @@
-"""The recipes of "Testing your project" (docs/store.rst): ``force_login``
+"""The recipes of "Testing your project" (docs/howto/testing.rst): ``force_login``
 signs a test client in through this app's store and middleware; a session
 built by hand with ``SessionStore()`` is not a sign-in."""
 
