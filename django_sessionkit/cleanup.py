@@ -52,7 +52,12 @@ def _old_events() -> QuerySet[SessionEvent] | None:
 
 
 def cleanup_events() -> int:
-    """Delete events older than ``SESSIONKIT_EVENT_RETENTION``; return how many."""
+    """Delete events older than ``SESSIONKIT_EVENT_RETENTION``, in batches of
+    ``SESSIONKIT_CLEANUP_BATCH_SIZE``; return how many.
+
+    ``clearsessions`` calls it, through the store's ``clear_expired()``.
+    Nothing is deleted while the retention is ``None``.
+    """
     rows = _old_events()
     return delete_in_batches(rows) if rows is not None else 0
 
@@ -76,12 +81,15 @@ def _forgotten_devices() -> QuerySet[Device] | None:
 
 def cleanup_devices() -> int:
     """Delete devices without sessions last seen before
-    ``SESSIONKIT_DEVICE_RETENTION``, in batches; return how many.
+    ``SESSIONKIT_DEVICE_RETENTION``, in batches of
+    ``SESSIONKIT_CLEANUP_BATCH_SIZE``; return how many.
 
-    Each batch is locked and deleted in one transaction, skipping devices a
-    sign-in holds at that moment: a device that a sign-in is reusing, or
-    linking a new session to, is never deleted under it (the ``Session``
-    rows of a device would go with it).
+    ``clearsessions`` calls it, through the store's ``clear_expired()``.
+    Nothing is deleted while the retention is ``None``. Each batch is locked
+    and deleted in one transaction, skipping devices a sign-in holds at that
+    moment: a device that a sign-in is reusing, or linking a new session to,
+    is never deleted under it (the ``Session`` rows of a device would go
+    with it).
     """
     rows = _forgotten_devices()
     if rows is None:

@@ -22,7 +22,8 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def header_meta_key(header: str) -> str:
-    """Return the ``request.META`` key of an HTTP header name."""
+    """Return the ``request.META`` key of an HTTP header name:
+    ``"HTTP_X_FORWARDED_FOR"`` for ``"X-Forwarded-For"``."""
     return "HTTP_" + header.strip().upper().replace("-", "_")
 
 
@@ -68,7 +69,12 @@ def client_ip(request: HttpRequest) -> IPAddress | None:
 
 
 def ip_for_storage(ip: IPAddress | None) -> str | None:
-    """Apply ``SESSIONKIT_STORE_IP`` to an address about to be stored."""
+    """Apply ``SESSIONKIT_STORE_IP`` to an address about to be stored.
+
+    Return the address, its network address (its ``/24`` for IPv4, its
+    ``/48`` for IPv6) when truncated, or ``None`` (no address, or none to be
+    kept).
+    """
     mode = conf.STORE_IP
     if ip is None or mode == "none":
         return None
@@ -79,7 +85,9 @@ def ip_for_storage(ip: IPAddress | None) -> str | None:
 
 
 def user_agent_for_storage(request: HttpRequest) -> str:
-    """Return the User-Agent to store: bounded, without control characters."""
+    """Return the User-Agent to store: without control characters, at most
+    :data:`~django_sessionkit.models.USER_AGENT_MAX_LENGTH` characters, or
+    ``""`` when ``SESSIONKIT_STORE_USER_AGENT`` is ``False``."""
     if not conf.STORE_USER_AGENT:
         return ""
     # Bound the work before cleaning: a header can be many kilobytes long.

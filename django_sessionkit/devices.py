@@ -83,10 +83,11 @@ def _name(family: str, version: str = "") -> str:
 def parse_user_agent(user_agent: str) -> dict[str, str]:
     """The fields parsed from ``user_agent``, as ``Device`` stores them.
 
-    Return ``browser``, ``os``, ``device_family`` (``""`` when unknown) and
-    ``kind``. Never raises: the string is bounded to
-    ``USER_AGENT_MAX_LENGTH`` and cleaned before parsing, and whatever cannot
-    be parsed is unknown.
+    Return ``browser`` (``"Chrome 120.0.0"``), ``os`` (``"Windows 10"``),
+    ``device_family`` (``"iPhone"``), each ``""`` when unknown, and ``kind``,
+    a :class:`~django_sessionkit.models.Device.Kind` value. Never raises: the
+    string is bounded to ``USER_AGENT_MAX_LENGTH`` and cleaned before
+    parsing, and whatever cannot be parsed is unknown.
     """
     unknown = {"browser": "", "os": "", "device_family": "", "kind": Device.Kind.OTHER}
     text = _CONTROL_CHARS.sub("", str(user_agent)[: 4 * USER_AGENT_MAX_LENGTH])

@@ -18,9 +18,9 @@ class AuthenticationForm(auth_forms.AuthenticationForm):
 
     With ``SESSIONKIT_MAX_SESSIONS_POLICY = "deny"``, a user who already has
     ``SESSIONKIT_MAX_SESSIONS_PER_USER`` live sessions gets a clear error
-    instead of being signed in. Use it as ``LoginView``'s
-    ``authentication_form``. (Without it the sign-in is refused all the same,
-    with a 403 response.)
+    (code ``session_limit``) instead of being signed in. Use it as
+    ``LoginView``'s ``authentication_form`` or ``form_class``. (Without it
+    the sign-in is refused all the same, with a 403 response.)
     """
 
     error_messages = {
@@ -52,7 +52,9 @@ class ReauthenticationForm(forms.Form):
     is valid only when the password authenticates the very user of
     ``request``; after validation, ``outcome`` is the check's
     :class:`~django_sessionkit.reauth_limits.PasswordCheck` (``None`` when
-    no password was given).
+    no password was given). Its errors have the codes ``invalid_password``
+    (a wrong password, or no signed-in user) and ``locked`` (too many wrong
+    passwords: this one was not checked).
     """
 
     password = forms.CharField(
@@ -94,8 +96,9 @@ class ReauthenticationForm(forms.Form):
 class DeviceNameForm(forms.Form):
     """The name a user gives one of their devices ("Work laptop").
 
-    Surrounding whitespace is stripped; an empty name gives the device its
-    automatic name (browser and operating system) back.
+    Optional, at most 100 characters (``Device.name``'s length). Surrounding
+    whitespace is stripped; an empty name gives the device its automatic
+    name (browser and operating system) back.
     """
 
     name = forms.CharField(

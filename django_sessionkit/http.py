@@ -202,10 +202,13 @@ def return_to(request: HttpRequest) -> str | None:
 
 
 def sign_in_response(request: HttpRequest) -> HttpResponseBase:
-    """The anonymous answer: the sign-in page (HTML) or 401 (JSON).
+    """The anonymous answer: a redirect to ``LOGIN_URL`` (HTML) or 401 (JSON).
 
     ``next`` is the requested URL for a ``GET``; for a form ``POST`` (which a
-    redirect cannot repeat), the page the form was on, when it is ours.
+    redirect cannot repeat), the page the form was on, when it is ours. As
+    with ``login_required``, ``next`` is a full URL when the sign-in page is
+    on another host. A JSON client gets
+    ``{"error": "not_signed_in", "login_url": ...}``.
     """
     login_url = resolve_url(settings.LOGIN_URL)
     if wants_json(request):

@@ -34,22 +34,35 @@ Row = tuple[str, str, datetime]
 class ImportResult:
     """What an import did (or, in a dry run, would do).
 
-    Every unexpired row read falls in exactly one of ``imported``,
-    ``already_present``, ``skipped_malformed`` and ``users_missing``;
-    ``signed_in`` counts the imported rows linked to their user.
+    Every unexpired row read is counted in exactly one of ``imported``,
+    ``already_present``, ``skipped_malformed`` and ``users_missing``.
     """
 
+    #: Rows copied into our table (in a dry run: that would be), signed in
+    #: or anonymous.
     imported: int = 0
+    #: Of the imported rows, those linked to their user: signed in at the
+    #: import's time, with deadlines counted from it.
     signed_in: int = 0
+    #: Rows whose key hash is stored already (by an earlier run): left alone.
     already_present: int = 0
+    #: Rows whose key our store could never have issued: it would never look
+    #: them up, so they are not copied.
     skipped_malformed: int = 0
+    #: Signed-in rows whose user does not exist (or whose user id is not
+    #: valid): Django reads them as anonymous, and our store could not save
+    #: them back, so they are not copied.
     users_missing: int = 0
+    #: How many batches were read.
     batches: int = 0
+    #: Whether this was a dry run, which writes nothing.
     dry_run: bool = False
 
     @property
     def read(self) -> int:
-        """How many unexpired rows of Django's table were read."""
+        """How many unexpired rows of Django's table were read: the sum of
+        ``imported``, ``already_present``, ``skipped_malformed`` and
+        ``users_missing``."""
         return (
             self.imported
             + self.already_present
@@ -201,11 +214,15 @@ def import_django_sessions(
     """Copy the unexpired sessions of ``django.contrib.sessions`` into ours.
 
     Rows are read ``batch_size`` at a time (default
-    ``SESSIONKIT_CLEANUP_BATCH_SIZE``) in key order. Rows whose key hash is
-    already stored are left alone, so running it again imports only what is
-    new. With ``dry_run`` nothing is written and the counts say what would
-    be. ``progress`` is called with the running totals after every batch.
-    Django's rows are not changed.
+    ``SESSIONKIT_CLEANUP_BATCH_SIZE``; below 1 raises ``ValueError``) in key
+    order. Rows whose key hash is already stored are left alone, so running
+    it again imports only what is new. With ``dry_run`` nothing is written
+    and the counts say what would be. ``now`` (an aware ``datetime``,
+    default ``timezone.now()``) is the import's time: only rows that expire
+    after it are read, and the rows imported are created and last active at
+    it; the signed-in ones are also signed in at it, their deadlines counted
+    from it. ``progress`` is called with the running totals after every
+    batch. Django's rows are not changed.
     """
     size = conf.CLEANUP_BATCH_SIZE if batch_size is None else batch_size
     if size < 1:

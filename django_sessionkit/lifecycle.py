@@ -171,10 +171,12 @@ def sign_out_revoked(request: HttpRequest) -> None:
 
 def remember_me(request: HttpRequest, remember: bool = True) -> None:
     """Mark the request's session "remember me": the longer
-    ``SESSIONKIT_REMEMBER_ME_*`` timeouts apply to it from now on.
+    ``SESSIONKIT_REMEMBER_ME_*`` timeouts apply to it from now on, counted
+    from its sign-in, and its cookie lasts until its absolute deadline.
 
     Call it in the sign-in view, after ``login()``, when the visitor ticked
-    the box.
+    the box; ``remember=False`` undoes it. Raise ``TypeError`` when
+    ``SESSION_ENGINE`` is not one of django-sessionkit's stores.
     """
     session = require_store(request, "remember_me")
     session.set_remember_me(remember)
@@ -210,7 +212,10 @@ def rotate_session(request: HttpRequest, *, reason: str = "explicit") -> None:
     Call it when the trust in a session changes (a second factor passed, a
     step-up authentication); the middleware calls it with ``reason=
     "privilege"`` after a change of the user's privileges. The response
-    carries the new cookie.
+    carries the new cookie. Write a ``rotate`` event and send
+    :data:`~django_sessionkit.signals.session_rotated`, both with
+    ``reason``. Raise ``TypeError`` when ``SESSION_ENGINE`` is not one of
+    django-sessionkit's stores.
     """
     session = require_store(request, "rotate_session")
     session.cycle_key()
@@ -257,15 +262,25 @@ def rotate_at_save(store: SessionStore) -> None:
 def schedule_user_rotation(user: Any) -> int:
     """Give every session of ``user`` a new key at its next request.
 
-    Called when the user's privileges change: a key issued before must not
-    carry the new privileges. Return how many sessions were marked.
+    A key issued before a change of privileges must not carry the new ones.
+    Each session's row is marked ``rotate_due`` (with the cached store, its
+    cached key is tombstoned, so that the next read finds the mark in the
+    database); at the session's next non-passive request the middleware
+    rotates its key, with a ``rotate`` event, ``reason="privilege"``. Return
+    how many sessions were marked.
+
+    The app does this itself when ``is_staff`` or ``is_superuser`` change,
+    and when a user's groups or permissions change (through
+    :func:`schedule_users_rotation`); call it yourself when privileges it
+    cannot see change. It has no async twin.
     """
     return schedule_users_rotation([user.pk])
 
 
 def schedule_users_rotation(user_ids: Iterable[Any]) -> int:
     """Give every session of the users of ``user_ids`` a new key at its next
-    request (a group's permissions changed, say); return how many were marked.
+    request, as :func:`schedule_user_rotation` does, in one ``UPDATE`` (a
+    group's permissions changed, say); return how many were marked.
     """
     ids = list(user_ids)
     if not ids:

@@ -19,6 +19,9 @@ from django_sessionkit.models import Session, SessionQuerySet
 if TYPE_CHECKING:
     from django_sessionkit.backends.db import SessionStore
 
+#: The message of a refused sign-in, translated: the form error of
+#: :class:`~django_sessionkit.forms.AuthenticationForm` and the text of
+#: :exc:`SessionLimitReached`.
 LIMIT_MESSAGE = _(
     "You are signed in on too many devices. Sign out on one of them first."
 )
@@ -30,7 +33,18 @@ _RETRIED = "sessionkit_limit_retried"
 
 
 class SessionLimitReached(PermissionDenied):
-    """A sign-in refused because the user has the maximum number of sessions."""
+    """A sign-in refused because the user has the maximum number of sessions.
+
+    Raised by ``login()`` and ``alogin()`` when
+    ``SESSIONKIT_MAX_SESSIONS_POLICY`` is ``"deny"`` and the user already has
+    ``SESSIONKIT_MAX_SESSIONS_PER_USER`` other live sessions. A
+    ``PermissionDenied``, so Django answers 403; ``request.user`` is
+    anonymous again. When the sign-in view's form is
+    :class:`~django_sessionkit.forms.AuthenticationForm` and its check let
+    the sign-in pass (a simultaneous sign-in took the last place in
+    between), the middleware runs a sync view once more instead, and the
+    form shows its error (:func:`refused_response`).
+    """
 
 
 def refuse(request: HttpRequest) -> SessionLimitReached:

@@ -23,6 +23,8 @@ from django_sessionkit.keys import hash_key
 if TYPE_CHECKING:
     from django_sessionkit.backends.db import SessionStore
 
+#: The length of the ``user_agent`` columns of :class:`Session` and
+#: :class:`Device`; a longer User-Agent is cut to it before it is stored.
 USER_AGENT_MAX_LENGTH = 512
 #: The length of each field parsed from a user agent (browser, OS, family).
 PARSED_MAX_LENGTH = 100
@@ -123,6 +125,9 @@ class Device(models.Model):
     """
 
     class Kind(models.TextChoices):
+        """The choices of ``kind``: what sort of device its user agent says
+        it is, as :func:`~django_sessionkit.devices.parse_user_agent` reads it."""
+
         MOBILE = "mobile", _("mobile")
         TABLET = "tablet", _("tablet")
         DESKTOP = "desktop", _("desktop")
@@ -263,6 +268,9 @@ class Session(models.Model):
 
     @classmethod
     def get_session_store_class(cls) -> type[SessionStore]:
+        """Return :class:`~django_sessionkit.backends.db.SessionStore`, which
+        decodes ``session_data`` for :meth:`get_decoded` (the cached store
+        encodes alike)."""
         from django_sessionkit.backends.db import SessionStore
 
         return SessionStore
@@ -280,9 +288,17 @@ class Session(models.Model):
 
 
 class SessionEvent(models.Model):
-    """An audit row: who, what, when and why. Never a session key."""
+    """An audit row: who, what, when and why. Never a session key.
+
+    One is written for each sign-in, sign-out, rotation, timeout, revocation
+    and anomaly, and for a sign-in from a new device, just before the signal
+    that mirrors it. ``session_id`` is a plain integer, not a foreign key, so
+    the event outlives its session.
+    """
 
     class Kind(models.TextChoices):
+        """The choices of ``kind``: what happened to the session."""
+
         LOGIN = "login", _("signed in")
         LOGOUT = "logout", _("signed out")
         ROTATE = "rotate", _("key rotated")
@@ -346,12 +362,17 @@ class SessionEvent(models.Model):
 
 
 class CachePurge(models.Model):
-    """A cached session entry that could not be purged while the cache was down.
+    """A tombstone the cached store owes: the key hash of an ended or
+    replaced key (never the key) whose cache entry must be overwritten.
 
-    ``backends.cached_db`` writes one when a revocation (or any write) cannot
-    reach the cache, and writes the missing tombstones from these rows as
-    soon as the cache answers again, before it trusts an entry. It holds the
-    key hash only, like the session row did.
+    The cached store writes rows ahead, in the transaction of every
+    revocation, sign-out, rotation and privilege change, so that a process
+    dying between the commit and its cache write loses none; and it writes
+    one when a save's cache write failed. A row is deleted once its
+    tombstone is written, by the process that wrote it or by any process's
+    sweep (:func:`~django_sessionkit.backends.cached_db.drain`). The table
+    is empty while the cache is healthy, but for endings in progress. The
+    admin does not show it.
     """
 
     key_hash = models.CharField(_("key hash"), max_length=64, unique=True)

@@ -32,18 +32,30 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class Policy:
-    """The limits of one session; ``None`` switches a limit off."""
+    """The limits of one session; ``None`` switches a limit off.
 
+    Frozen: make variants with ``dataclasses.replace()``.
+    """
+
+    #: How long the session may go without activity.
     idle_timeout: timedelta | None
+    #: How long the session may last from its sign-in.
     absolute_timeout: timedelta | None
+    #: How often the session's key rotates while it is used.
     rotate_interval: timedelta | None
 
 
 @dataclass(frozen=True)
 class Deadlines:
-    """When a session ends: on idleness, and at the latest."""
+    """When a session ends: on idleness, and at the latest.
 
+    Each is an aware ``datetime``, or ``None`` when the matching timeout is
+    off; the idle deadline is never later than the absolute one.
+    """
+
+    #: When the session ends if it sees no activity before then.
     idle: datetime | None
+    #: When the session ends whatever its activity.
     absolute: datetime | None
 
     @property
@@ -53,7 +65,8 @@ class Deadlines:
         return min(present) if present else None
 
     def passed(self, now: datetime) -> str | None:
-        """``"idle"`` or ``"absolute"``: the deadline that passed first by ``now``."""
+        """Return ``"idle"`` or ``"absolute"``, the deadline that passed first
+        by ``now``; ``None`` while neither has passed."""
         idle_passed = self.idle is not None and self.idle <= now
         absolute_passed = self.absolute is not None and self.absolute <= now
         if idle_passed and (
@@ -64,7 +77,13 @@ class Deadlines:
 
 
 def default_policy(request: HttpRequest, user: Any) -> Policy:
-    """The policy of the ``SESSIONKIT_*`` settings, with "remember me"."""
+    """Return the policy of the ``SESSIONKIT_*`` settings.
+
+    A session marked with :func:`~django_sessionkit.lifecycle.remember_me`
+    gets the ``SESSIONKIT_REMEMBER_ME_*`` timeouts, any other the ordinary
+    ones; both rotate every ``SESSIONKIT_ROTATE_INTERVAL``. Call it as the
+    starting point of a ``SESSIONKIT_POLICY`` of your own.
+    """
     if getattr(request.session, "remember_me", False):
         return conf.derived("remember_me_policy", _remember_me_policy)  # type: ignore[no-any-return]
     return conf.derived("policy", _policy)  # type: ignore[no-any-return]
@@ -95,7 +114,8 @@ def get_policy_callable() -> Callable[[HttpRequest, Any], Policy]:
 
 
 def resolve(request: HttpRequest, user: Any) -> Policy:
-    """Return the policy for ``user``'s session in ``request``."""
+    """Return the policy for ``user``'s session in ``request``: what the
+    ``SESSIONKIT_POLICY`` callable returns, or :func:`default_policy`'s."""
     return get_policy_callable()(request, user)
 
 
@@ -121,9 +141,12 @@ def expiry_reason(
     active_at: datetime | None,
     now: datetime,
 ) -> str | None:
-    """Return ``"absolute"`` or ``"idle"`` when the session is over, else ``None``.
+    """Return ``"absolute"`` or ``"idle"`` when the session is over at
+    ``now``, else ``None``.
 
-    Timestamps that are missing or lie in the future fail closed.
+    A timestamp that is missing, or more than :data:`CLOCK_SKEW` ahead of
+    ``now``, fails closed: a bad ``authenticated_at`` gives ``"absolute"``,
+    a bad ``active_at`` ``"idle"``.
     """
     if authenticated_at is None or authenticated_at > now + CLOCK_SKEW:
         return "absolute"

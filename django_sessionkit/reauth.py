@@ -126,9 +126,9 @@ def mark_reauthenticated(request: HttpRequest) -> datetime:
     Call it after checking a password or another factor yourself. The
     session's key is rotated (trust changed; a ``rotate`` event with
     ``reason="reauthenticate"``), and the time is stored in the session's
-    data; the deadlines stay as they are. Return the time recorded.
-    Raises ``TypeError`` with a ``SESSION_ENGINE`` other than
-    django-sessionkit's.
+    data under :data:`REAUTH_KEY`; the deadlines stay as they are. Return
+    the time recorded. Raise ``TypeError``, before anything is stored, when
+    ``SESSION_ENGINE`` is not one of django-sessionkit's stores.
     """
     now = timezone.now()
     # Rotate first: with another engine, nothing is stored before the error.
@@ -208,7 +208,12 @@ def recent_auth_required(
     it is at the time of the request.
 
     Use it as ``@recent_auth_required`` or
-    ``@recent_auth_required(max_age=timedelta(minutes=5))``.
+    ``@recent_auth_required(max_age=timedelta(minutes=5))``. A ``max_age``
+    that is not more than zero raises ``ValueError``, one that is neither a
+    ``timedelta`` nor a number ``TypeError``, when the view is decorated,
+    not at its first request. The decorated view keeps its name, docstring
+    and coroutine-ness; its ``recent_auth_max_age`` attribute is the
+    ``max_age`` given, as a ``timedelta``, or ``None``.
     """
     limit = _checked_max_age(max_age)
 
@@ -319,10 +324,11 @@ def _revoked_response(request: HttpRequest) -> HttpResponseBase:
 def reauthenticate(request: HttpRequest) -> HttpResponseBase:
     """Ask the signed-in user for their password again; CSRF-protected POST.
 
-    The right password records the time (:func:`mark_reauthenticated`, which
-    rotates the key) and redirects to ``next`` when it is a URL of this site,
-    else to ``LOGIN_REDIRECT_URL``. A wrong one shows the form again with an
-    error; it is recorded and counted (see
+    Its URL name is ``sessionkit:reauthenticate``. The right password
+    records the time (:func:`mark_reauthenticated`, which rotates the key)
+    and redirects to ``next`` when it is a URL of this site, else to
+    ``LOGIN_REDIRECT_URL``. A wrong one shows the form again with an error;
+    it is recorded and counted (see
     :mod:`django_sessionkit.reauth_limits`): once the user is locked out, the
     answer is 429 until the failures leave the window, whatever the
     password, and the failure that reaches ``SESSIONKIT_REAUTH_REVOKE_AFTER``

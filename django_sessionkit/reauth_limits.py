@@ -49,10 +49,11 @@ _CLEANSED = "********************"
 class PasswordCheck:
     """The outcome of :func:`check_password`.
 
-    ``checked`` is false when the password was refused unchecked (the user
-    was locked out). ``locked_until`` is set when re-authentication is
-    locked from now on, until that time; ``revoked`` when this failure
-    revoked the request's session.
+    ``ok`` is true only when the password was checked and authenticates the
+    request's user. ``checked`` is false when the password was refused
+    unchecked (the user was locked out). ``locked_until`` is set when
+    re-authentication is locked from now on, until that time; ``revoked``
+    when this failure revoked the request's session.
     """
 
     ok: bool
@@ -154,6 +155,9 @@ def check_password(request: HttpRequest, password: str) -> PasswordCheck:
     "reauth_failed"``, with :data:`~django_sessionkit.signals.session_anomaly`
     and Django's ``user_login_failed``) and may lock the user out or revoke
     the session. While the user is locked out, no password is checked.
+
+    :class:`~django_sessionkit.forms.ReauthenticationForm` calls it; call it
+    from a re-authentication view of your own to keep the same limits.
     """
     user = request.user
     record = _record(request)

@@ -11,7 +11,7 @@ an UPDATE that finds no row).
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -25,13 +25,25 @@ from django_sessionkit.events import Kind, Subject
 from django_sessionkit.models import Device, Session, SessionQuerySet
 from django_sessionkit.shield import shielded
 
+if TYPE_CHECKING:
+    from django_sessionkit.backends.db import SessionStore
+
 
 def _sessions() -> SessionQuerySet:
     return Session.objects.using(router.db_for_write(Session))
 
 
-def caching_store() -> Any:
-    """The session engine's store when it keeps cached rows to purge, or None."""
+def caching_store() -> type[SessionStore] | None:
+    """Return the ``SessionStore`` class of ``SESSION_ENGINE`` when it keeps
+    copies of rows that ending sessions must purge (its ``caches_rows`` is
+    true: the cached store), else ``None``.
+
+    The engine is looked up on each call, so a changed setting applies at
+    once. The revocation functions and
+    :func:`~django_sessionkit.lifecycle.schedule_user_rotation` use it to
+    decide whether to read the key hashes they touch and pass them to its
+    :meth:`~django_sessionkit.backends.db.SessionStore.ended`.
+    """
     store = getattr(import_module(settings.SESSION_ENGINE), "SessionStore", None)
     return store if getattr(store, "caches_rows", False) else None
 
@@ -62,13 +74,16 @@ def _locked(rows: SessionQuerySet) -> list[tuple[int, str]]:
 
 
 def locked_key_hashes(rows: SessionQuerySet) -> list[str]:
-    """The key hashes of ``rows``, locked, when the engine caches rows.
+    """Return the key hashes of ``rows``, read with ``SELECT ... FOR UPDATE``,
+    when :func:`caching_store` is not ``None``; otherwise ``[]``.
 
-    Call it inside the transaction that changes or deletes the rows: these
-    are then exactly the cached keys to purge (:meth:`SessionStore.ended`)
-    once it commits, and they are recorded as pending purges in the same
-    transaction. Without a caching engine there is nothing to purge, and
-    no query is made.
+    Call it inside the transaction that changes or deletes the rows, and
+    pass the result to the store's
+    :meth:`~django_sessionkit.backends.db.SessionStore.ended` once it
+    commits: a rotation racing the change waits for the lock, so these are
+    exactly the cached keys to purge, and they are recorded as pending
+    purges in the same transaction. Without a caching engine there is
+    nothing to purge, and no query is made.
     """
     if caching_store() is None:
         return []
@@ -190,8 +205,12 @@ def revoke_session(
 ) -> bool:
     """Revoke one session, given as a ``Session`` or its ``id``.
 
-    Return whether it was live; an unknown or already ended session is
-    ignored.
+    Delete its row, write a ``revoke`` event and send
+    :data:`~django_sessionkit.signals.session_revoked`. With ``request``, the
+    event records that request's IP address and the signal carries the
+    request; without, the event records the session's own address. Return
+    ``True`` when this call ended the session, ``False`` when it was unknown
+    or already ended (then nothing is written and no signal is sent).
     """
     records = list(_one(session))
     return bool(records) and _end(records, Kind.REVOKE, reason, by, request) > 0
@@ -204,17 +223,27 @@ def revoke_user_sessions(
     reason: str,
     by: Any = None,
 ) -> int:
-    """Revoke every session of ``user`` but ``except_session``; return how many."""
+    """Revoke every session of ``user`` but ``except_session`` (a ``Session``
+    or its ``id``), as :func:`revoke_session` does; return how many.
+
+    Other users' sessions are never touched, even when ``except_session``
+    belongs to someone else.
+    """
     return _end_all(_user_rows(user, except_session), Kind.REVOKE, reason, by)
 
 
 def revoke_sessions(rows: QuerySet[Session], *, reason: str, by: Any = None) -> int:
-    """Revoke the sessions of a queryset (the admin's selection, say)."""
+    """Revoke the sessions of a queryset (the admin's selection, say), as
+    :func:`revoke_session` does; return how many."""
     return _end_all(rows, Kind.REVOKE, reason, by)
 
 
 def revoke_all_sessions(*, reason: str, by: Any = None) -> int:
-    """Revoke every session of every user; return how many."""
+    """Revoke every session, as :func:`revoke_session` does; return how many.
+
+    Anonymous sessions that stored data end too. For incidents and
+    migrations.
+    """
     return _end_all(_sessions().all(), Kind.REVOKE, reason, by)
 
 
@@ -222,8 +251,11 @@ def revoke_device(device: Device | int, *, reason: str, by: Any = None) -> int:
     """Revoke every session of ``device`` (a ``Device`` or its ``id``) and
     forget its token, so that its cookie recognises nothing any more.
 
-    Return how many sessions were revoked. The device row stays, with its
-    name and history; its next sign-in makes a new device.
+    The token is forgotten first (``token_hash`` set to ``NULL``, even when
+    the device has no session), so that a sign-in racing the revocation
+    makes a new device rather than joining this one; a ``Device`` given
+    has its attribute cleared too. Return how many sessions were revoked.
+    The device row stays, with its name and history.
     """
     _forget_token(device).update(token_hash=None)
     if isinstance(device, Device):
@@ -234,7 +266,13 @@ def revoke_device(device: Device | int, *, reason: str, by: Any = None) -> int:
 def expire_session(
     session: Session, *, reason: str, request: HttpRequest | None = None
 ) -> bool:
-    """End a session that passed a deadline (``reason``: idle or absolute)."""
+    """End a session that passed a deadline (``reason``: ``"idle"`` or
+    ``"absolute"``); the middleware calls it.
+
+    As final as a revocation, but the event is a ``timeout`` and the signal
+    :data:`~django_sessionkit.signals.session_expired`. Return ``False``,
+    writing nothing, when the session is already gone.
+    """
     return _end([session], Kind.TIMEOUT, reason, None, request) > 0
 
 

@@ -37,7 +37,8 @@ session_expired = Signal()
 #: A session was revoked (``reason`` as given to the revocation function).
 session_revoked = Signal()
 #: A session's previous key came back after its grace window
-#: (``reason="stale_key"``).
+#: (``reason="stale_key"``), or a wrong password was entered at
+#: re-authentication (``reason="reauth_failed"``).
 session_anomaly = Signal()
 #: A user signed in from a device not seen before (``sender`` is ``Device``;
 #: keyword arguments ``device``, ``user`` and ``request``).

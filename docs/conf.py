@@ -55,9 +55,6 @@ nitpick_ignore_regex = [
     # Type variables of the signatures (a view, a coroutine's result).
     (r"py:class", r"(django_sessionkit\.[\w.]+\.)?(View|T|P)"),
 ]
-# The docstring of ``revocation.locked_key_hashes`` names the hook without its
-# module; drop this once it is a full reference.
-nitpick_ignore = [("py:meth", "SessionStore.ended")]
 
 html_theme = "furo"
 html_title = f"django-sessionkit {release}"
