@@ -370,7 +370,7 @@ class CachePurge(models.Model):
     dying between the commit and its cache write loses none; and it writes
     one when a save's cache write failed. A row is deleted once its
     tombstone is written, by the process that wrote it or by any process's
-    sweep (:func:`~django_sessionkit.backends.cached_db.drain`). The table
+    sweep (:func:`~django_sessionkit.backends.cache_health.drain`). The table
     is empty while the cache is healthy, but for endings in progress. The
     admin does not show it.
     """
