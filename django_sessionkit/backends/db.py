@@ -126,8 +126,9 @@ def _load_sql(model: type[Session], using: str) -> str:
 
 
 #: The session store of the request being handled: the first store made in
-#: this context (and the middleware's, when it runs). A password change keeps
-#: it (see ``receivers.user_saved``). Emptied when a request starts and ends
+#: this context (and the middleware's, when it runs); read it with
+#: ``http.current_store()``. A password change keeps it (see
+#: ``lifecycle.user_changed()``). Emptied when a request starts and ends
 #: (``receivers``), so no store outlives its request here.
 current_session: ContextVar[SessionStore | None] = ContextVar(
     "sessionkit_current_session", default=None
