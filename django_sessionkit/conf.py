@@ -40,6 +40,8 @@ DURATION_SETTINGS: tuple[str, ...] = (
     "DEVICE_COOKIE_AGE",
     "REAUTH_FAILURE_WINDOW",
     "DEVICE_RETENTION",
+    "CONSENT_MAX_AGE",
+    "CONSENT_RETENTION",
 )
 
 
@@ -291,6 +293,36 @@ class Settings:
         """Whether a sign-in from a new device sends the user an email."""
         value: bool = self._get("NOTIFY_NEW_DEVICE", False)
         return value
+
+    # -- Consent ---------------------------------------------------------------
+
+    @property
+    def CONSENT_CATEGORIES(self) -> Any:
+        """The consent categories (a list of dicts), or ``None`` for the
+        default ones (``consent.categories.DEFAULT_CATEGORIES``)."""
+        return self._get("CONSENT_CATEGORIES", None)
+
+    @property
+    def CONSENT_REVISION(self) -> int:
+        """The revision of the consent text; raising it asks everyone again."""
+        value: int = self._get("CONSENT_REVISION", 1)
+        return value
+
+    @property
+    def CONSENT_MAX_AGE(self) -> timedelta | None:
+        """How long a visitor's decision lasts before they are asked again."""
+        return self._duration("CONSENT_MAX_AGE", timedelta(days=182))
+
+    @property
+    def CONSENT_COOKIE_NAME(self) -> str:
+        """The name of the cookie that holds the visitor's decision."""
+        value: str = self._get("CONSENT_COOKIE_NAME", "sessionkit_consent")
+        return value
+
+    @property
+    def CONSENT_RETENTION(self) -> timedelta | None:
+        """How long ``ConsentRecord`` rows (the proof) are kept by cleanup."""
+        return self._duration("CONSENT_RETENTION", timedelta(days=3 * 365))
 
     @property
     def LOCATION_RESOLVER(self) -> str | None:
