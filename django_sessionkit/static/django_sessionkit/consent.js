@@ -195,7 +195,8 @@
     csrfToken()
       .then(function (token) {
         data.set("csrfmiddlewaretoken", token);
-        return fetch(form.action, {
+        // form.action would be the buttons named "action".
+        return fetch(form.getAttribute("action"), {
           method: "POST",
           body: data,
           credentials: "same-origin",
