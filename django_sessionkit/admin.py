@@ -14,7 +14,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from django_sessionkit.events import reason_label
-from django_sessionkit.models import CachePurge, Device, Session, SessionEvent
+from django_sessionkit.models import (
+    CachePurge,
+    ConsentRecord,
+    Device,
+    Session,
+    SessionEvent,
+)
 from django_sessionkit.revocation import revoke_device, revoke_session, revoke_sessions
 
 if TYPE_CHECKING:
@@ -263,4 +269,41 @@ class SessionEventAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # The audit trail is pruned by retention, not by hand.
+        return False
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(ReadOnlyAdmin):
+    """The proof of consent: read only, pruned by retention, never edited."""
+
+    list_select_related = ("user",)
+    extra_search_fields = ("consent_id",)
+    date_hierarchy = "created_at"
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        return ("created_at", "consent_id", "revision", "source", "action", "user")
+
+    def get_list_filter(self, request: HttpRequest) -> tuple[str, ...]:
+        return ("revision", "source", "action", "created_at")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (
+            "created_at",
+            "consent_id",
+            "revision",
+            "source",
+            "action",
+            "choices",
+            "gpc",
+            "user",
+            "ip",
+        )
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> tuple[str, ...]:
+        return self.get_fields(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Proof is kept for SESSIONKIT_CONSENT_RETENTION, not removed by hand.
         return False

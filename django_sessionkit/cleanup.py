@@ -1,5 +1,5 @@
-"""Housekeeping: expired sessions, old audit rows and forgotten devices, in
-bounded batches.
+"""Housekeeping: expired sessions, old audit rows, forgotten devices and
+old consent records, in bounded batches.
 
 ``clearsessions`` (through the store's ``clear_expired()``) calls these.
 """
@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from django_sessionkit.conf import conf
-from django_sessionkit.models import Device, Session, SessionEvent
+from django_sessionkit.models import ConsentRecord, Device, Session, SessionEvent
 
 
 def delete_in_batches(rows: QuerySet[Any]) -> int:
@@ -112,3 +112,28 @@ async def acleanup_devices() -> int:
     transaction, which the async ORM cannot open.
     """
     return await sync_to_async(cleanup_devices)()
+
+
+def _old_consents() -> QuerySet[ConsentRecord] | None:
+    retention = conf.CONSENT_RETENTION
+    if retention is None:
+        return None
+    records = ConsentRecord.objects.using(router.db_for_write(ConsentRecord))
+    return records.filter(created_at__lt=timezone.now() - retention)
+
+
+def cleanup_consents() -> int:
+    """Delete consent records older than ``SESSIONKIT_CONSENT_RETENTION``, in
+    batches of ``SESSIONKIT_CLEANUP_BATCH_SIZE``; return how many.
+
+    ``clearsessions`` calls it, through the store's ``clear_expired()``.
+    Nothing is deleted while the retention is ``None``.
+    """
+    rows = _old_consents()
+    return delete_in_batches(rows) if rows is not None else 0
+
+
+async def acleanup_consents() -> int:
+    """Async twin of :func:`cleanup_consents`."""
+    rows = _old_consents()
+    return await adelete_in_batches(rows) if rows is not None else 0

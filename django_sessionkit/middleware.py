@@ -1,4 +1,4 @@
-"""The session policy middleware.
+"""The session policy middleware, and the consent middleware.
 
 Place ``django_sessionkit.middleware.SessionKitMiddleware`` after
 ``AuthenticationMiddleware`` (and after ``MessageMiddleware``, so that the
@@ -15,6 +15,9 @@ Place ``django_sessionkit.middleware.SessionKitMiddleware`` after
 - rotates the key when due (interval, privilege change);
 - marks responses that set or delete the session cookie ``no-store``;
 - sets the device cookie on the response of a sign-in.
+
+``ConsentMiddleware`` (independent of the session) sets ``request.consent``
+and removes the cookies a response may not set without consent.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from django.utils.translation import gettext_lazy as _
 from django_sessionkit import limits, policy
 from django_sessionkit.backends.db import SessionStore, current_session
 from django_sessionkit.conf import conf
+from django_sessionkit.consent import gating
 from django_sessionkit.devices import set_device_cookie
 from django_sessionkit.events import Kind, Subject, aemit, emit
 from django_sessionkit.http import (
@@ -378,3 +382,40 @@ class SessionKitMiddleware:
             rotate_at_save(store)
         elif not store.modified and store._active_at is not None:
             await store.atouch()
+
+
+class ConsentMiddleware:
+    """Set ``request.consent`` and gate the response's cookies by it; sync
+    and async.
+
+    Needs no session (and works without :class:`SessionKitMiddleware`): the
+    consent is read from its own cookie, so browsing writes nothing. Place it
+    above any middleware that sets cookies needing consent, so that it sees
+    their ``Set-Cookie`` on the way out. See
+    :mod:`django_sessionkit.consent.gating` for what it removes and expires.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], HttpResponseBase]
+        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
+    ) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        before = gating.begin(request)
+        response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
+        return gating.finish(request, response, before)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        before = gating.begin(request)
+        response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
+        return gating.finish(request, response, before)

@@ -384,3 +384,58 @@ class CachePurge(models.Model):
 
     def __str__(self) -> str:
         return gettext("Pending cache purge %(id)s") % {"id": self.pk}
+
+
+class ConsentRecord(models.Model):
+    """The proof of one consent decision (GDPR art. 7(1)): who decided what,
+    for which revision, when, and through which door.
+
+    ``consent_id`` is the pseudonymous id the visitor's consent cookie holds
+    (shown on the preferences page, to be quoted); ``user`` is set when the
+    visitor was signed in. Deleting the user keeps the proof without them
+    (``SET_NULL``): the site must still be able to show what was consented
+    to. Rows are removed by the cleanup after ``SESSIONKIT_CONSENT_RETENTION``.
+    """
+
+    class Source(models.TextChoices):
+        """The choices of ``source``: where the decision was made."""
+
+        BANNER = "banner", _("banner")
+        PREFERENCES = "preferences", _("preferences page")
+        API = "api", _("API")
+
+    class Action(models.TextChoices):
+        """The choices of ``action``: what the visitor decided."""
+
+        ACCEPT_ALL = "accept_all", _("accepted all")
+        REJECT_ALL = "reject_all", _("rejected all")
+        CUSTOM = "custom", _("chose categories")
+        WITHDRAWAL = "withdrawal", _("withdrew consent")
+
+    consent_id = models.UUIDField(_("consent id"), db_index=True)
+    choices = models.JSONField(_("choices"), default=dict)
+    revision = models.PositiveIntegerField(_("revision"))
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    action = models.CharField(_("action"), max_length=16, choices=Action.choices)
+    gpc = models.BooleanField(_("Global Privacy Control"), default=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessionkit_consents",
+        verbose_name=_("user"),
+    )
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent records")
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return gettext("Consent %(id)s (%(action)s)") % {
+            "id": self.consent_id,
+            "action": self.get_action_display(),
+        }

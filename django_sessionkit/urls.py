@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.urls import path
 
 from django_sessionkit import idle_warning, reauth
+from django_sessionkit.consent import views as consent_views
 from django_sessionkit.sessions_page import export, views
 
 app_name = "sessionkit"
@@ -24,4 +25,11 @@ urlpatterns = [
     path("devices/<int:pk>/rename/", views.rename_device, name="rename_device"),
     path("sign-out-others/", views.sign_out_others, name="sign_out_others"),
     path("export/", export.export, name="export"),
+    # Consent: the decision (banner, preferences page, scripts) and the page.
+    path("consent/", consent_views.consent, name="consent"),
+    path(
+        "consent/preferences/",
+        consent_views.preferences,
+        name="consent_preferences",
+    ),
 ]

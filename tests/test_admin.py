@@ -10,6 +10,7 @@ from django.test import Client, RequestFactory
 
 from django_sessionkit.admin import (
     HIDDEN_FIELDS,
+    ConsentRecordAdmin,
     DeviceAdmin,
     SessionAdmin,
     SessionEventAdmin,
@@ -264,7 +265,7 @@ def test_admin_hidden_columns_never_listed_searched_or_shown(viewer: Client) -> 
         for model, model_admin in admin.site._registry.items()
         if model._meta.app_label == "sessionkit"
     ]
-    admins = {SessionAdmin, DeviceAdmin, SessionEventAdmin}
+    admins = {SessionAdmin, DeviceAdmin, SessionEventAdmin, ConsentRecordAdmin}
     assert {type(a) for a in registered} == admins
     for model_admin in registered:
         shown = {

@@ -55,6 +55,11 @@ SETTINGS: list[tuple[str, Any, Any, Any]] = [
         "django_sessionkit.location.geoip2",
         "tests.test_location.echo",
     ),
+    ("CONSENT_CATEGORIES", None, [{"key": "necessary", "required": True}], []),
+    ("CONSENT_REVISION", 1, 2, 10),
+    ("CONSENT_MAX_AGE", timedelta(days=182), timedelta(days=30), None),
+    ("CONSENT_COOKIE_NAME", "sessionkit_consent", "consent", "__Host-consent"),
+    ("CONSENT_RETENTION", timedelta(days=3 * 365), timedelta(days=365), None),
 ]
 NAMES = [name for name, *_ in SETTINGS]
 

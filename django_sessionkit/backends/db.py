@@ -867,13 +867,14 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls) -> None:
-        """Delete expired sessions, then events and devices past their
-        retention, in batches."""
+        """Delete expired sessions, then events, devices and consent records
+        past their retention, in batches."""
         cleanup.delete_in_batches(cls._queryset().expired())
         if (unreadable := cls._unreadable_rows()) is not None:
             cleanup.delete_in_batches(unreadable)
         cleanup.cleanup_events()
         cleanup.cleanup_devices()
+        cleanup.cleanup_consents()
 
     # -- Async API -------------------------------------------------------------
 
@@ -1000,3 +1001,4 @@ class SessionStore(SessionBase):
             await cleanup.adelete_in_batches(unreadable)
         await cleanup.acleanup_events()
         await cleanup.acleanup_devices()
+        await cleanup.acleanup_consents()

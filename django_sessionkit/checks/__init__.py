@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django_sessionkit.checks import (
     cache,
+    consent,
     cookies,
     general,
     installation,
@@ -20,6 +21,7 @@ from django_sessionkit.checks import (
 
 __all__ = [
     "cache",
+    "consent",
     "cookies",
     "general",
     "installation",

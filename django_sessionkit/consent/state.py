@@ -124,7 +124,15 @@ def read(request: HttpRequest) -> Consent:
             max_age=max_age,
         )
         return _from_payload(payload, request)
-    except (signing.BadSignature, ValueError, TypeError, KeyError, AttributeError):
+    except (
+        signing.BadSignature,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        OSError,
+    ):
         return undecided(request)
 
 
@@ -169,16 +177,14 @@ def decide(
     gpc = gpc_requested(request)
     known = {c.key: c for c in categories() if not c.required}
     chosen = frozenset(k for k in granted if k in known)
-    if gpc and not explicit:
-        chosen = frozenset(k for k in chosen if not known[k].gpc)
-    overrides = (
-        frozenset(k for k in chosen if known[k].gpc)
-        if gpc and explicit
-        else frozenset()
-    )
-    if not gpc:
-        # Without the signal, earlier overrides keep their meaning.
+    if gpc and explicit:
+        overrides = frozenset(k for k in chosen if known[k].gpc)
+    else:
+        # Earlier overrides keep their meaning: "Accept all" under the
+        # signal does not withdraw a category granted explicitly before.
         overrides = previous.gpc_overrides & chosen
+    if gpc and not explicit:
+        chosen = frozenset(k for k in chosen if not known[k].gpc or k in overrides)
     return Consent(
         id=previous.id or uuid.uuid4(),
         revision=conf.CONSENT_REVISION,

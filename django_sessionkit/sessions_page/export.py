@@ -1,5 +1,5 @@
 """The sessions page's export: everything stored about the user's devices,
-sessions and events, as a JSON download (:func:`export`) or a dict
+sessions, events and consent decisions, as a JSON download (:func:`export`) or a dict
 (:func:`export_data`).
 
 Never a key, a key hash, a device token's hash or a session's data; an
@@ -8,6 +8,7 @@ event someone else caused names no one and has no address.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from django_sessionkit.http import current_record, utc_iso
-from django_sessionkit.models import Device, Session, SessionEvent
+from django_sessionkit.models import ConsentRecord, Device, Session, SessionEvent
 from django_sessionkit.reauth import recent_auth_required
 from django_sessionkit.sessions_page.data import devices_of, sessions_of
 
@@ -63,6 +64,17 @@ EXPORT_EVENT_FIELDS: tuple[str, ...] = (
     "reason",
     "detail",
 )
+EXPORT_CONSENT_FIELDS: tuple[str, ...] = (
+    "id",
+    "consent_id",
+    "created_at",
+    "revision",
+    "source",
+    "action",
+    "choices",
+    "gpc",
+    "ip",
+)
 #: What the export leaves out: credentials (as hashes), the session's data,
 #: and the user (who is the person downloading). An event's ``actor`` is
 #: exported as ``"self"``, ``"other"`` or ``null``, never as another user,
@@ -71,10 +83,13 @@ EXPORT_EXCLUDED: dict[type[Any], frozenset[str]] = {
     Device: frozenset({"user_id", "token_hash"}),
     Session: frozenset({"user_id", "key_hash", "previous_key_hash", "session_data"}),
     SessionEvent: frozenset({"user_id", "actor_id"}),
+    ConsentRecord: frozenset({"user_id"}),
 }
 
 
 def _value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
     return utc_iso(value) if isinstance(value, datetime) else value
 
 
@@ -89,9 +104,10 @@ def _actor(event: SessionEvent, user: Any) -> str | None:
 
 
 def export_data(user: Any, *, current: Session | None = None) -> dict[str, Any]:
-    """Everything stored about ``user``'s devices, sessions and events, as a
-    JSON-ready dict (see the docs for its format); never a key, a key hash, a
-    device token's hash or a session's data."""
+    """Everything stored about ``user``'s devices, sessions, events and
+    consent decisions (made while signed in), as a JSON-ready dict (see the
+    docs for its format); never a key, a key hash, a device token's hash or
+    a session's data."""
     now = timezone.now()
     sessions = list(sessions_of(user).order_by("created_at", "pk"))
     live = set(sessions_of(user).live(now).values_list("pk", flat=True))
@@ -119,6 +135,10 @@ def export_data(user: Any, *, current: Session | None = None) -> dict[str, Any]:
         ),
         "sessions": session_rows,
         "events": event_rows,
+        "consents": _rows(
+            ConsentRecord.objects.filter(user_id=user.pk).order_by("created_at", "pk"),
+            EXPORT_CONSENT_FIELDS,
+        ),
     }
 
 
@@ -126,7 +146,8 @@ def export_data(user: Any, *, current: Session | None = None) -> dict[str, Any]:
 @require_safe
 @recent_auth_required()
 def export(request: HttpRequest) -> HttpResponseBase:
-    """Download everything stored about the user's devices and sessions (JSON).
+    """Download everything stored about the user's devices, sessions and
+    consent decisions (JSON).
 
     It holds every address and user agent: like the actions, it needs a
     recent authentication.
