@@ -11,8 +11,9 @@ the CSP nonce of django-csp or of Django's own CSP middleware when there is
 one (:func:`csp_nonce`).
 
 A page whose HTML depends on the visitor's decision marks the request with
-:func:`mark_varies`, so that ``ConsentMiddleware`` sends ``Vary: Cookie``;
-the cacheable banner renders the same HTML for everyone and does not.
+:func:`~django_sessionkit.consent.gating.vary_on_consent`, so that
+``ConsentMiddleware`` sends ``Vary: Cookie``; the cacheable banner renders
+the same HTML for everyone and does not.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from django_sessionkit.conf import conf
-from django_sessionkit.consent import state
+from django_sessionkit.consent import gating, state
 from django_sessionkit.consent.categories import categories
 from django_sessionkit.consent.state import Consent
 
@@ -35,21 +36,6 @@ BANNER_TEMPLATE = "django_sessionkit/consent_banner.html"
 GOOGLE_TEMPLATE = "django_sessionkit/consent_google.html"
 #: The template of :func:`render_cookie_declaration`.
 DECLARATION_TEMPLATE = "django_sessionkit/consent_declaration.html"
-#: The request attribute that asks ``ConsentMiddleware`` for ``Vary: Cookie``.
-VARIES_ATTRIBUTE = "consent_varies"
-
-
-def consent_of(request: HttpRequest) -> Consent:
-    """The consent of ``request``: the middleware's, or read from the cookie
-    when the middleware is not installed."""
-    found: Consent | None = getattr(request, "consent", None)
-    return found or state.read(request)
-
-
-def mark_varies(request: HttpRequest) -> None:
-    """Note that the response's HTML depends on the visitor's decision, so a
-    shared cache must keep one copy per cookie (``Vary: Cookie``)."""
-    setattr(request, VARIES_ATTRIBUTE, True)
 
 
 def csp_nonce(request: HttpRequest, context_nonce: Any = None) -> str:
@@ -117,8 +103,8 @@ def banner_context(
             gpc=False,
         )
     else:
-        consent = consent_of(request)
-        mark_varies(request)
+        consent = gating.consent_of(request)
+        gating.vary_on_consent(request)
     return {
         "request": request,
         "show": cacheable or not consent.given,

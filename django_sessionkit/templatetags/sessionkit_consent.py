@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
-from django_sessionkit.consent import tags
+from django_sessionkit.consent import gating, tags
 
 register = template.Library()
 
@@ -109,9 +109,10 @@ class IfConsentNode(template.Node):
 
     def render(self, context: template.Context) -> SafeString:
         request = _request(context, "ifconsent")
-        tags.mark_varies(request)
+        gating.vary_on_consent(request)
         key = str(self.key.resolve(context))
-        branch = self.granted if tags.consent_of(request).granted(key) else self.refused
+        granted = gating.consent_of(request).granted(key)
+        branch = self.granted if granted else self.refused
         return SafeString(branch.render(context))
 
 
