@@ -59,6 +59,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "demo.middleware.ContentSecurityPolicyMiddleware",
+    # Above every middleware that sets cookies, so that it sees them all:
+    # non-essential cookies go out only with the visitor's consent.
+    "django_sessionkit.middleware.ConsentMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language chosen in the header (Django's set_language view keeps it
     # in a cookie), else the browser's.

@@ -89,8 +89,9 @@ def banner_context(
     ``show`` is whether the banner's HTML is rendered at all: always when
     ``cacheable`` (hidden; the script shows it when the cookie holds no
     decision for the current revision), otherwise only until the visitor
-    decides. The script is always included: it runs the deferred scripts of
-    granted categories.
+    decides; never on the preferences page, which holds the same choices.
+    The script is always included: it runs the deferred scripts of granted
+    categories.
     """
     if cacheable:
         # The same HTML for everyone: no decision, no GPC, no CSRF token
@@ -107,7 +108,7 @@ def banner_context(
         gating.vary_on_consent(request)
     return {
         "request": request,
-        "show": cacheable or not consent.given,
+        "show": (cacheable or not consent.given) and not _on_preferences(request),
         "cacheable": cacheable,
         "consent": consent,
         "consent_choices": state.choices_context(consent),
@@ -119,6 +120,12 @@ def banner_context(
         "config": script_config(request),
         "nonce": nonce,
     }
+
+
+def _on_preferences(request: HttpRequest) -> bool:
+    # The preferences page holds the same choices: no banner over it.
+    match = request.resolver_match
+    return match is not None and match.view_name == "sessionkit:consent_preferences"
 
 
 def render_banner(

@@ -28,6 +28,12 @@ from django.views.static import serve
 import django_sessionkit
 from django_sessionkit.models import ConsentRecord
 from tests.browser import LiveServer, Tab, chromium, new_context, open_tab
+from tests.test_demo import (  # noqa: F401 - fixtures
+    DemoServer,
+    demo_server,
+    migrated_db,
+    workdir,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -460,3 +466,36 @@ def _b64(part: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+# -- The demo ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo_browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+    with chromium(monkeypatch) as launched:
+        yield launched
+
+
+def test_demo_banner_runs_analytics_after_accepting(
+    demo_server: DemoServer,  # noqa: F811
+    demo_browser: Browser,
+) -> None:
+    from playwright.sync_api import expect
+
+    tab = open_tab(new_context(demo_browser))
+    page = tab.page
+    page.goto(demo_server.base_url)
+    log = page.locator("#analytics-log")
+    expect(log).to_contain_text("has not run")
+    page.get_by_role("button", name="Accept all").click()
+    expect(banner(tab)).to_be_hidden()
+    expect(log).to_contain_text("Analytics script ran")
+    assert "_ga" in cookies(tab)
+    # The footer's link leads to the preferences page, in the demo's layout.
+    page.get_by_role("link", name="Cookie settings").click()
+    expect(page.get_by_role("heading", name="Cookie preferences")).to_be_visible()
+    expect(log).to_contain_text("Analytics script ran")
+    # The demo has no favicon (a 404 in the console); nothing else.
+    assert tab.violations() == []
+    assert tab.errors == []

@@ -236,6 +236,34 @@ def test_banner_says_when_gpc_was_honoured(client: Client) -> None:
     assert "Global Privacy Control" not in client.get("/banner/").content.decode()
 
 
+def test_banner_not_over_the_preferences_page(client: Client, settings: Any) -> None:
+    settings.TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "OPTIONS": {
+                "loaders": [
+                    (
+                        "django.template.loaders.locmem.Loader",
+                        {
+                            "django_sessionkit/base.html": BANNER
+                            + "{% block sessionkit_content %}{% endblock %}"
+                        },
+                    ),
+                    "django.template.loaders.app_directories.Loader",
+                ],
+                "context_processors": ["django.template.context_processors.request"],
+            },
+        }
+    ]
+    html = client.get("/sk/consent/preferences/").content.decode()
+    assert "<main>Page</main>" in html
+    assert 'data-sessionkit-consent="banner"' not in html
+    # The page's own toggles, once (no duplicate ids).
+    assert html.count('id="sessionkit-consent-analytics"') == 1
+    assert "consent.js" in html
+    assert 'data-sessionkit-consent="banner"' in client.get("/banner/").content.decode()
+
+
 def test_banner_without_request_in_context_fails_clearly() -> None:
     from django.core.exceptions import ImproperlyConfigured
 
