@@ -7,6 +7,7 @@ module is also the URLconf of its tests (``ROOT_URLCONF``).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from html.parser import HTMLParser
@@ -328,10 +329,13 @@ def test_banner_nonce_of_csp_context_processor(client: Client, settings: Any) ->
         *MIDDLEWARE,
     ]
     settings.SECURE_CSP = {"script-src": [CSP.SELF, CSP.NONCE]}
-    settings.TEMPLATES[0]["OPTIONS"]["context_processors"] = [
+    # A new list: the fixture restores settings, not dicts changed in place.
+    templates = copy.deepcopy(settings.TEMPLATES)
+    templates[0]["OPTIONS"]["context_processors"] = [
         "django.template.context_processors.request",
         "django.template.context_processors.csp",
     ]
+    settings.TEMPLATES = templates
     response = client.get("/google/")
     nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"])
     assert nonce is not None
