@@ -50,7 +50,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     (
         r"py:.*",
-        r"(django|ipaddress|datetime|typing|collections\.abc|contextvars|asyncio)\..*",
+        r"(django|ipaddress|datetime|typing|collections\.abc|contextvars|asyncio|uuid)\..*",
     ),
     # Type variables of the signatures (a view, a coroutine's result).
     (r"py:class", r"(django_sessionkit\.[\w.]+\.)?(View|T|P)"),

@@ -7,11 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import iscoroutinefunction
 from django.db import connection
-from django.test import AsyncClient, Client, override_settings
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncClient, Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_sessionkit.consent import state
+from django_sessionkit.middleware import ConsentMiddleware
 from django_sessionkit.models import ConsentRecord, Session
 from tests.consent.helpers import (
     CONSENT,
@@ -154,3 +157,29 @@ def test_age_expiry_asks_again() -> None:
     )
     assert client.get("/show/").json()["given"] is False
     assert set(set_cookies(client.get("/cookies/"))) == ALWAYS
+
+
+async def test_async_mode_gates_the_response() -> None:
+    async def view(request: HttpRequest) -> HttpResponse:
+        response = HttpResponse("page")
+        response.set_cookie("_ga", "1")
+        response.set_cookie("site_theme", "dark")
+        return response
+
+    middleware = ConsentMiddleware(view)
+    assert iscoroutinefunction(middleware)
+    request = RequestFactory().get("/")
+    response = await middleware(request)
+    assert set(set_cookies(response)) == {"site_theme"}
+    assert request.consent.given is False  # type: ignore[attr-defined]
+
+
+def test_sync_mode_gates_the_response() -> None:
+    def view(request: HttpRequest) -> HttpResponse:
+        response = HttpResponse("page")
+        response.set_cookie("_ga", "1")
+        return response
+
+    middleware = ConsentMiddleware(view)
+    assert not iscoroutinefunction(middleware)
+    assert set_cookies(middleware(RequestFactory().get("/"))) == {}
