@@ -11,7 +11,7 @@ the CSP nonce of django-csp or of Django's own CSP middleware when there is
 one (:func:`csp_nonce`).
 
 A page whose HTML depends on the visitor's decision marks the request with
-``consent.gating.vary_on_consent``, so that
+:func:`~django_sessionkit.consent.gating.vary_on_consent`, so that
 ``ConsentMiddleware`` sends ``Vary: Cookie``; the cacheable banner renders
 the same HTML for everyone and does not.
 """
