@@ -39,13 +39,17 @@ pytestmark = [
 LOCALE = Path(django_sessionkit.__file__).parent / "locale"
 LANGUAGES = ("de", "fr", "es")
 
+#: The consent words spelled the same in every language: loanwords and a name.
+_CONSENT_SAME = {"Cookies", "Marketing", "API", "Global Privacy Control"}
+
 #: The app's words spelled the same in a language as in English.
 SAME: dict[str, set[str]] = {
-    "de": {"Browser", "browser", "Name", "Bot", "Tablet"},
+    "de": {"Browser", "browser", "Name", "Bot", "Tablet"} | _CONSENT_SAME,
     "fr": {"Actions", "session", "sessions", "Session", "Sessions", "mobile"}
     | {"type", "Type", "Session %(id)s", "%(kind)s (session %(id)s)"}
-    | {"%(num)d minute"},
-    "es": {"bot", "Error: %(title)s"},
+    | {"%(num)d minute"}
+    | _CONSENT_SAME,
+    "es": {"bot", "Error: %(title)s"} | _CONSENT_SAME,
 }
 
 _PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
