@@ -324,3 +324,27 @@ def test_new_device_email_translated_with_local_date(
         text = f"{message.subject}\n{message.body}"
         left = english_in(text) - SAME[language] - {"Firefox", "Linux"}
         assert not left, f"English left in the {language} email: {sorted(left)}"
+
+
+# -- Consent -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_consent_preferences_page_translated(language: str) -> None:
+    # The page holds the category toggles the banner shows too.
+    client = Client()
+    url = "/sessions/consent/preferences/"
+    english = text_of(client, url, "en")
+    assert "Accept all" in english
+    assert_translated(english, text_of(client, url, language), language)
+
+
+def test_consent_record_admin_translated(root: User) -> None:
+    Client().post("/sessions/consent/", {"action": "reject_all"})
+    admin = Client()
+    admin.login(username="root", password=PASSWORD)
+    url = "/admin/sessionkit/consentrecord/"
+    english = text_of(admin, url, "en")
+    assert "1 consent record" in english
+    left = english_in(text_of(admin, url, "de")) - SAME["de"]
+    assert not left, f"English left in the German admin: {sorted(left)}"
