@@ -28,7 +28,7 @@ from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from django_sessionkit.consent import gating, records, state
+from django_sessionkit.consent import gating, records, state, tags
 from django_sessionkit.consent.categories import categories
 from django_sessionkit.http import return_to, wants_json
 from django_sessionkit.json_errors import json_errors
@@ -181,5 +181,6 @@ def preferences(request: HttpRequest) -> HttpResponse:
             "next": f"{here}?{urlencode({'next': back, 'saved': '1'})}",
             "back": back,
             "saved": request.GET.get("saved") == "1" and current.given,
+            "nonce": tags.csp_nonce(request),
         },
     )

@@ -390,17 +390,19 @@ def test_tab_goes_past_the_banner(server: LiveServer, browser: Browser) -> None:
     assert not inside
 
 
-def axe_violations(page: Page) -> list[tuple[str, list[Any]]]:
-    """WCAG 2.1 A/AA violations axe-core finds on the banner (axe is
-    evaluated through the DevTools protocol, which the CSP does not govern)."""
+def axe_violations(
+    page: Page, within: str = "#sessionkit-consent"
+) -> list[tuple[str, list[Any]]]:
+    """WCAG 2.1 A/AA violations axe-core finds in ``within`` (a selector; the
+    banner by default). Axe is evaluated through the DevTools protocol, which
+    the CSP does not govern."""
     import axe_playwright_python
 
     axe = Path(axe_playwright_python.__file__).with_name("axe.min.js")
     page.evaluate(axe.read_text(encoding="utf-8"))
     result = page.evaluate(
-        "(tags) => axe.run('#sessionkit-consent', "
-        "{runOnly: {type: 'tag', values: tags}})",
-        AXE_TAGS,
+        "([within, tags]) => axe.run(within, {runOnly: {type: 'tag', values: tags}})",
+        [within, AXE_TAGS],
     )
     return [
         (v["id"], [node["target"] for node in v["nodes"]]) for v in result["violations"]
@@ -466,6 +468,111 @@ def _b64(part: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+# -- The preferences page ------------------------------------------------------------
+
+PREFERENCES = "/sessions/consent/preferences/"
+
+
+def test_withdrawing_on_preferences_deletes_the_cookies(
+    server: LiveServer, browser: Browser
+) -> None:
+    """Analytics granted on the banner (its script sets ``_ga``, the server
+    ``_pk_id.1``), then withdrawn on the preferences page: both cookies go."""
+    from playwright.sync_api import expect
+
+    tab = open_page(browser, server)
+    page = tab.page
+    page.get_by_text("Choose", exact=True).click()
+    page.get_by_label("Analytics").check()
+    page.get_by_role("button", name="Save my choices").click()
+    wait_for_decision(tab)
+    expect(page.locator("li.analytics")).to_have_count(1)
+    page.reload()
+    assert {"_ga", "_pk_id.1"} <= set(cookies(tab))
+    page.get_by_role("link", name="Cookie settings").click()
+    expect(page.get_by_role("heading", name="Cookie preferences")).to_be_visible()
+    analytics = page.get_by_label("Analytics")
+    expect(analytics).to_be_checked()
+    analytics.uncheck()
+    page.get_by_role("button", name="Save my choices").click()
+    expect(page.get_by_role("status")).to_have_text("Your choices were saved.")
+    expect(page.get_by_label("Analytics")).not_to_be_checked()
+    found = cookies(tab)
+    assert "_ga" not in found
+    assert "_pk_id.1" not in found
+    assert "sessionkit_consent" in found
+    first, withdrawal = records(server)
+    assert (withdrawal.source, withdrawal.action) == ("preferences", "withdrawal")
+    assert withdrawal.consent_id == first.consent_id
+    assert withdrawal.choices["analytics"] is False
+    # Back on the page: the deferred script stays off, the server's cookie
+    # is stripped again.
+    page.get_by_role("link", name="Back to the site").click()
+    expect(page.get_by_role("heading", name="A page")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert analytics_ran(tab) == 0
+    assert not {"_ga", "_pk_id.1"} & set(cookies(tab))
+    assert_clean(tab)
+
+
+def test_preferences_by_keyboard_alone(server: LiveServer, browser: Browser) -> None:
+    from playwright.sync_api import expect
+
+    tab = open_page(browser, server, PREFERENCES + "?next=/page/")
+    page = tab.page
+    tab_to(page, "sessionkit-consent-analytics")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    page.keyboard.press("Space")
+    tab_to(page, "Save my choices")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Your choices were saved.")
+    expect(page.get_by_label("Analytics")).to_be_checked()
+    expect(page.get_by_label("Marketing")).not_to_be_checked()
+    [record] = records(server)
+    assert (record.source, record.action) == ("preferences", "custom")
+    # Reject all, by keyboard too, then away: Tab reaches the link back.
+    tab_to(page, "Reject all")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Your choices were saved.")
+    expect(page.get_by_label("Analytics")).not_to_be_checked()
+    tab_to(page, "Back to the site")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="A page")).to_be_visible()
+    assert [r.action for r in records(server)] == ["custom", "reject_all"]
+    assert_clean(tab)
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_preferences_accessible_and_tidy(
+    server: LiveServer, browser: Browser, screenshots: Path, width: int
+) -> None:
+    tab = open_page(browser, server, PREFERENCES)
+    page = tab.page
+    page.set_viewport_size({"width": width, "height": 800})
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+        assert axe_violations(page, "html") == [], scheme
+        page.screenshot(
+            path=screenshots / f"preferences-{width}-{scheme}.png", full_page=True
+        )
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # After a decision: the consent id and the saved note are there too.
+    page.get_by_role("button", name="Accept all").click()
+    page.get_by_role("status").wait_for()
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+        assert axe_violations(page, "html") == [], f"{scheme}, saved"
+        page.screenshot(
+            path=screenshots / f"preferences-{width}-{scheme}-saved.png",
+            full_page=True,
+        )
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert_clean(tab)
 
 
 # -- The demo ---------------------------------------------------------------------

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 
 from django_sessionkit.models import ConsentRecord, Session
 from tests.consent.helpers import (
     CONSENT,
     JSON,
+    MIDDLEWARE,
     PREFERENCES,
     browser,
     consent_id,
@@ -264,3 +267,48 @@ def test_preferences_save_comes_back_saved() -> None:
     assert "Your choices were saved." in again
     assert 'href="/shop/"' in again
     assert last().source == "preferences"
+
+
+def set_django_csp_nonce(get_response: Any) -> Any:
+    """A middleware giving ``request.csp_nonce``, as django-csp's does."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        request.csp_nonce = "from-django-csp"  # type: ignore[attr-defined]
+        response: HttpResponse = get_response(request)
+        return response
+
+    return middleware
+
+
+def stylesheet_nonces(content: str) -> list[str | None]:
+    links = re.findall(r'<link rel="stylesheet"[^>]*>', content)
+    assert len(links) == 2
+    return [
+        found[1] if (found := re.search(r'nonce="([^"]+)"', link)) else None
+        for link in links
+    ]
+
+
+def test_preferences_stylesheets_carry_djangos_csp_nonce(settings: Any) -> None:
+    from django.utils.csp import CSP
+
+    settings.MIDDLEWARE = [
+        "django.middleware.csp.ContentSecurityPolicyMiddleware",
+        *MIDDLEWARE,
+    ]
+    settings.SECURE_CSP = {"style-src": [CSP.SELF, CSP.NONCE]}
+    response = Client().get(PREFERENCES)
+    nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"])
+    assert nonce is not None
+    assert stylesheet_nonces(response.content.decode()) == [nonce[1], nonce[1]]
+
+
+def test_preferences_stylesheets_carry_django_csp_nonce(settings: Any) -> None:
+    settings.MIDDLEWARE = [f"{__name__}.set_django_csp_nonce", *MIDDLEWARE]
+    content = Client().get(PREFERENCES).content.decode()
+    assert stylesheet_nonces(content) == ["from-django-csp", "from-django-csp"]
+
+
+def test_preferences_stylesheets_without_csp_have_no_nonce() -> None:
+    content = Client().get(PREFERENCES).content.decode()
+    assert stylesheet_nonces(content) == [None, None]
