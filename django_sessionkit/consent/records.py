@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from django_sessionkit.client import client_ip, ip_for_storage
 from django_sessionkit.consent.state import Consent
+from django_sessionkit.lifecycle import is_user
 from django_sessionkit.models import ConsentRecord
 
 Action = ConsentRecord.Action
@@ -41,6 +42,6 @@ def record(
         source=source,
         action=action,
         gpc=consent.gpc,
-        user=user if getattr(user, "is_authenticated", False) else None,
+        user=user if is_user(user) and user.is_authenticated else None,
         ip=ip_for_storage(client_ip(request)),
     )

@@ -147,7 +147,11 @@ def consent(request: HttpRequest) -> HttpResponseBase:
         target = safe_next(request, fields.get("next")) or return_to(request) or "/"
         response = HttpResponseRedirect(target, status=303)
     state.set_cookie(response, decided)
-    gating.expire_withdrawn(request, response, withdrawn)
+    # Every refused category's cookies go, not only those of a withdrawal: a
+    # visitor whose earlier decision ran out (a new revision, the max age)
+    # may still carry them.
+    refused = [c.key for c in categories() if not decided.granted(c.key)]
+    gating.expire_withdrawn(request, response, refused)
     return response
 
 

@@ -93,9 +93,10 @@ def test_withdrawal_expires_carried_cookies() -> None:
     assert cookies["_ga_XYZ"] == ""
     # Set by the view after the withdrawal: stripped, then expired.
     assert cookies["_ga"] == ""
-    # Marketing was never granted, so it was not withdrawn; undeclared and
-    # required cookies are left alone.
-    assert "_fbp" not in cookies
+    # Marketing was never granted, but a decision refusing it expires the
+    # cookies it carries all the same; undeclared and required cookies are
+    # left alone.
+    assert cookies["_fbp"] == ""
     assert cookies["site_theme"] == "1"
     assert cookies["django_language"] == "1"
 

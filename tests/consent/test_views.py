@@ -102,6 +102,20 @@ def test_reject_all_after_granting_expires_cookies() -> None:
     assert last().action == "reject_all"
 
 
+@pytest.mark.parametrize("revision", [1, 2])
+def test_reject_all_expires_cookies_of_an_outdated_decision(
+    settings: Any, revision: int
+) -> None:
+    # Granted under revision 1; asked again under 2, the visitor refuses: the
+    # cookies the old decision let in go as well.
+    client = browser(["analytics"], _ga="1")
+    settings.SESSIONKIT_CONSENT_REVISION = revision
+    response = client.post(CONSENT, {"action": "reject_all"}, headers=JSON)
+    assert set_cookies(response)["_ga"] == ""
+    expected = ["analytics"] if revision == 1 else []
+    assert response.json()["withdrawn"] == expected
+
+
 def test_json_body_without_source_is_api() -> None:
     response = Client().post(
         CONSENT,
