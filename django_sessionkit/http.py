@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ImproperlyConfigured
 from django.http import (
     HttpRequest,
     HttpResponseBase,
@@ -30,6 +31,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import resolve_url
+from django.template import Context
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -158,6 +160,19 @@ def session_deadlines(request: HttpRequest) -> policy.Deadlines | None:
     return policy.deadlines(
         state.policy, authenticated_at=state.record.authenticated_at, active_at=active
     )
+
+
+def context_request(context: Context, tag: str) -> HttpRequest:
+    """The request of a template ``context``, for the template tag ``tag``;
+    ``ImproperlyConfigured`` saying how to provide it when it is missing."""
+    request: HttpRequest | None = context.get("request")
+    if request is None:
+        raise ImproperlyConfigured(
+            f"{{% {tag} %}} needs the request in the template context: add "
+            '"django.template.context_processors.request" to the '
+            "context_processors of TEMPLATES, and render with a request."
+        )
+    return request
 
 
 # -- Answers ---------------------------------------------------------------------

@@ -158,8 +158,9 @@ def _rotation_due(state: State) -> str | None:
     return None
 
 
-class SessionKitMiddleware:
-    """Enforce the session policy; sync and async."""
+class _Middleware:
+    """A middleware for both modes: async when the chain below it is async,
+    sync otherwise, so Django never has to adapt it with a thread."""
 
     sync_capable = True
     async_capable = True
@@ -173,6 +174,13 @@ class SessionKitMiddleware:
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        raise NotImplementedError
+
+
+class SessionKitMiddleware(_Middleware):
+    """Enforce the session policy; sync and async."""
 
     # -- Shared decisions ------------------------------------------------------
 
@@ -384,7 +392,7 @@ class SessionKitMiddleware:
             await store.atouch()
 
 
-class ConsentMiddleware:
+class ConsentMiddleware(_Middleware):
     """Set ``request.consent`` and gate the response's cookies by it; sync
     and async.
 
@@ -394,19 +402,6 @@ class ConsentMiddleware:
     their ``Set-Cookie`` on the way out. See
     :mod:`django_sessionkit.consent.gating` for what it removes and expires.
     """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(
-        self,
-        get_response: Callable[[HttpRequest], HttpResponseBase]
-        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
-    ) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:

@@ -11,26 +11,13 @@ wrappers: the behaviour lives in those functions.
 from __future__ import annotations
 
 from django import template
-from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from django_sessionkit import policy
-from django_sessionkit.http import session_deadlines
+from django_sessionkit.http import context_request, session_deadlines
 from django_sessionkit.idle_warning import render_idle_warning
 
 register = template.Library()
-
-
-def _request(context: template.Context, tag: str) -> HttpRequest:
-    request: HttpRequest | None = context.get("request")
-    if request is None:
-        raise ImproperlyConfigured(
-            f"{{% {tag} %}} needs the request in the template context: add "
-            '"django.template.context_processors.request" to the '
-            "context_processors of TEMPLATES, and render with a request."
-        )
-    return request
 
 
 @register.simple_tag(takes_context=True)
@@ -44,7 +31,7 @@ def sessionkit_idle_warning(
     ``{% sessionkit_idle_warning logout_url="logout" %}`` for a "Sign out"
     button in the warning.
     """
-    request = _request(context, "sessionkit_idle_warning")
+    request = context_request(context, "sessionkit_idle_warning")
     return SafeString(render_idle_warning(request, logout_url=logout_url))
 
 
@@ -56,4 +43,4 @@ def sessionkit_deadlines(context: template.Context) -> policy.Deadlines | None:
     ``data-sessionkit-countdown="idle"`` or ``"absolute"`` on a page with the
     idle warning show a live countdown to them.
     """
-    return session_deadlines(_request(context, "sessionkit_deadlines"))
+    return session_deadlines(context_request(context, "sessionkit_deadlines"))

@@ -15,7 +15,6 @@ behaviour lives. The consent is ``request.consent`` (set by
 from __future__ import annotations
 
 from django import template
-from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.template.base import FilterExpression, NodeList, Parser, Token
 from django.utils.html import format_html
@@ -23,19 +22,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
 from django_sessionkit.consent import gating, tags
+from django_sessionkit.http import context_request
 
 register = template.Library()
-
-
-def _request(context: template.Context, tag: str) -> HttpRequest:
-    request: HttpRequest | None = context.get("request")
-    if request is None:
-        raise ImproperlyConfigured(
-            f"{{% {tag} %}} needs the request in the template context: add "
-            '"django.template.context_processors.request" to the '
-            "context_processors of TEMPLATES, and render with a request."
-        )
-    return request
 
 
 def _nonce(context: template.Context, request: HttpRequest) -> str:
@@ -51,7 +40,7 @@ def consent_banner(context: template.Context, cacheable: bool = False) -> SafeSt
     the HTML is the same for everyone (hidden; the script shows it when the
     cookie holds no decision), so the page can sit in a shared cache.
     """
-    request = _request(context, "consent_banner")
+    request = context_request(context, "consent_banner")
     return SafeString(
         tags.render_banner(request, cacheable=cacheable, nonce=_nonce(context, request))
     )
@@ -67,7 +56,7 @@ def google_consent_mode(
     Put it in ``<head>`` before the Google tag (gtag.js or Tag Manager), so
     that the defaults are set before any Google tag runs.
     """
-    request = _request(context, "google_consent_mode")
+    request = context_request(context, "google_consent_mode")
     return SafeString(
         tags.render_google_consent_mode(
             request,
@@ -108,7 +97,7 @@ class IfConsentNode(template.Node):
         self.nodelist = granted + refused
 
     def render(self, context: template.Context) -> SafeString:
-        request = _request(context, "ifconsent")
+        request = context_request(context, "ifconsent")
         gating.vary_on_consent(request)
         key = str(self.key.resolve(context))
         granted = gating.consent_of(request).granted(key)
