@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
+import django
+import pytest
 from django.conf import settings
 from django.core import signing
 from django.http import HttpResponseBase
@@ -70,3 +72,9 @@ def consent_id(response: HttpResponseBase) -> uuid.UUID:
     """The consent id of the cookie ``response`` sets."""
     value = response.cookies[conf.CONSENT_COOKIE_NAME].value
     return uuid.UUID(hex=str(signing.loads(value, salt=state.SALT)["i"]))
+
+
+#: Django's own CSP middleware and nonce arrived in Django 6.0.
+djangos_csp = pytest.mark.skipif(
+    django.VERSION < (6, 0), reason="Django's CSP middleware is new in 6.0"
+)

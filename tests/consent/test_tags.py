@@ -21,8 +21,10 @@ from django.urls import include, path
 
 from django_sessionkit.conf import conf
 from django_sessionkit.consent import state
+from tests.consent.helpers import djangos_csp
 
 pytestmark = pytest.mark.django_db
+
 
 BANNER = "{% load sessionkit_consent %}<main>Page</main>{% consent_banner %}"
 CACHEABLE = "{% load sessionkit_consent %}{% consent_banner cacheable=True %}"
@@ -302,6 +304,7 @@ def test_banner_template_can_be_overridden(client: Client, settings: Any) -> Non
 # -- The CSP nonce -----------------------------------------------------------------
 
 
+@djangos_csp
 def test_banner_nonce_of_djangos_csp_middleware(client: Client, settings: Any) -> None:
     from django.utils.csp import CSP
 
@@ -321,6 +324,7 @@ def test_banner_nonce_of_djangos_csp_middleware(client: Client, settings: Any) -
     assert elements.one("link", rel="stylesheet")["nonce"] == nonce.group(1)
 
 
+@djangos_csp
 def test_banner_nonce_of_csp_context_processor(client: Client, settings: Any) -> None:
     from django.utils.csp import CSP
 

@@ -19,6 +19,7 @@ from tests.consent.helpers import (
     PREFERENCES,
     browser,
     consent_id,
+    djangos_csp,
     set_cookies,
 )
 from tests.helpers import PASSWORD
@@ -303,6 +304,7 @@ def stylesheet_nonces(content: str) -> list[str | None]:
     ]
 
 
+@djangos_csp
 def test_preferences_stylesheets_carry_djangos_csp_nonce(settings: Any) -> None:
     from django.utils.csp import CSP
 
